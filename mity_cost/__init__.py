@@ -1,0 +1,3 @@
+"""mity-cost: what your AI agents cost while they work."""
+
+__version__ = "0.1.0"
