@@ -21,7 +21,7 @@ def _find_spec() -> Path:
     for candidate in candidates:
         if candidate and (Path(candidate) / "examples").is_dir():
             return Path(candidate)
-    return REPO / "mity_cost" / "assets" / "demo"  # the packaged copy of the examples
+    raise RuntimeError("the spec (shared/spec) must sit beside the checkout, or set MITY_COST_SPEC")
 
 
 SPEC = _find_spec()

@@ -23,7 +23,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mity_cost.cli.gate",  # gate
     "mity_cost.cli.pricing",  # estimate, audit, prices
     "mity_cost.cli.history",  # budget, alerts, report, compare, history
-    "mity_cost.cli.app",  # tray, doctor
+    "mity_cost.cli.app",  # tray
+    "mity_cost.cli.doctor",  # doctor
 )
 
 
