@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _find_spec() -> Path:
-    candidates = [os.environ.get("MITY_COST_SPEC", ""), REPO.parent / "shared" / "spec", REPO / "spec"]
+    candidates: list[str | Path] = [os.environ.get("MITY_COST_SPEC", ""), REPO.parent / "shared" / "spec", REPO / "spec"]
     for candidate in candidates:
         if candidate and (Path(candidate) / "examples").is_dir():
             return Path(candidate)

@@ -21,13 +21,14 @@ def _home() -> Path | None:
 def _platform(kind: str) -> Path:
     import platformdirs
 
-    getter = {
-        "config": platformdirs.user_config_dir,
-        "data": platformdirs.user_data_dir,
-        "log": platformdirs.user_log_dir,
-        "state": platformdirs.user_state_dir,
-    }[kind]
-    return Path(getter(APP_NAME, appauthor=False))
+    dirs = platformdirs.PlatformDirs(APP_NAME, appauthor=False)
+    folders = {
+        "config": dirs.user_config_dir,
+        "data": dirs.user_data_dir,
+        "log": dirs.user_log_dir,
+        "state": dirs.user_state_dir,
+    }
+    return Path(folders[kind])
 
 
 def config_dir() -> Path:

@@ -1,0 +1,256 @@
+"""The details window's pyqtgraph charts: cumulative cost, cost by model, and the calls timeline.
+
+The data comes precomputed as numpy arrays from ``core.series`` (thinned for long sessions); the
+charts only hand it to existing plot items (``setData``), so an update stays cheap.  Backgrounds
+follow the window palette.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication, QTabWidget, QWidget
+
+import pyqtgraph as pg  # isort: skip - after PySide6, so pyqtgraph binds to it
+
+from mity_cost.core.documents import LlmUsageRecord
+from mity_cost.core.series import CallTimeline, CumulativeSeries, ModelBars, SessionSeries
+from mity_cost.ui.breakdown_model import format_amount
+
+MODEL_COLORS: tuple[str, ...] = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#3949ab",
+    "#00897b",
+)
+"""One colour per model, by its rank in the cost-by-model chart (the same in every chart)."""
+EXPECTED_COLOR = "#1e88e5"
+BAND_COLOR = (30, 136, 229, 60)
+THRESHOLD_COLOR = "#d32f2f"
+
+
+def model_color(rank: int) -> QColor:
+    """The colour of the model at this rank (most expensive first)."""
+    return QColor(MODEL_COLORS[rank % len(MODEL_COLORS)])
+
+
+def _palette() -> QPalette:
+    app = QApplication.instance()
+    return app.palette() if isinstance(app, QApplication) else QPalette()
+
+
+class _Plot(pg.PlotWidget):  # type: ignore[misc]
+    """A plot widget whose background and axes follow the application palette."""
+
+    def __init__(self, parent: QWidget | None = None, **kwargs: Any) -> None:
+        self._ready = False
+        super().__init__(parent, **kwargs)
+        self._ready = True
+        self.setMinimumHeight(160)
+        self.apply_palette()
+
+    def apply_palette(self) -> None:
+        """Use the palette's base colour as background and its text colour for the axes."""
+        palette = _palette()
+        self.setBackground(palette.color(QPalette.ColorRole.Base))
+        text = palette.color(QPalette.ColorRole.Text)
+        grid = palette.color(QPalette.ColorRole.Mid)
+        for name in ("left", "bottom"):
+            axis = self.getPlotItem().getAxis(name)
+            axis.setPen(pg.mkPen(grid))
+            axis.setTextPen(pg.mkPen(text))
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802
+        if event.type() == QEvent.Type.PaletteChange and self._ready:
+            self.apply_palette()
+        super().changeEvent(event)
+
+
+class CumulativeChart(_Plot):
+    """Cumulative expected cost over time, the min-max band around it and the threshold line."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, axisItems={"bottom": pg.DateAxisItem()})
+        item = self.getPlotItem()
+        item.showGrid(x=True, y=True, alpha=0.2)
+        item.setMenuEnabled(False)
+        self.legend = item.addLegend(offset=(10, 10))
+        band_pen = pg.mkPen(QColor(*BAND_COLOR[:3], 140), width=1)
+        self.min_curve = item.plot(pen=band_pen, name=None)
+        self.max_curve = item.plot(pen=band_pen, name=None)
+        self.band = pg.FillBetweenItem(self.min_curve, self.max_curve, brush=pg.mkBrush(*BAND_COLOR))
+        item.addItem(self.band)
+        self.expected_curve = item.plot(
+            pen=pg.mkPen(EXPECTED_COLOR, width=2), name="expected", antialias=True
+        )
+        # A stand-in for the band in the legend (a legend cannot draw a FillBetweenItem).
+        self._band_sample = pg.PlotDataItem(pen=band_pen, fillLevel=0.0, fillBrush=pg.mkBrush(*BAND_COLOR))
+        self.legend.addItem(self._band_sample, "min – max")
+        self.threshold_line = pg.InfiniteLine(
+            pos=1.0,
+            angle=0,
+            pen=pg.mkPen(THRESHOLD_COLOR, width=1.5, style=Qt.PenStyle.DashLine),
+            label="threshold",
+            labelOpts={"position": 0.05, "color": THRESHOLD_COLOR, "anchors": [(0, 1), (0, 1)]},
+        )
+        item.addItem(self.threshold_line)
+        self.series: CumulativeSeries | None = None
+
+    def set_series(self, series: CumulativeSeries, symbol: str, note: str = "") -> None:
+        """Show new curves (the arrays are used as they are)."""
+        self.series = series
+        self.min_curve.setData(series.x, series.min)
+        self.max_curve.setData(series.x, series.max)
+        self.expected_curve.setData(series.x, series.expected)
+        self.threshold_line.setValue(series.threshold)
+        self.threshold_line.label.setFormat(f"threshold {format_amount(series.threshold, symbol)}")
+        item = self.getPlotItem()
+        item.setLabel("left", f"cumulative cost ({symbol})")
+        title = note or (f"{series.events:,} cost events" if series.events else "no costs yet")
+        item.setTitle(title, size="9pt")
+        item.setYRange(0.0, max(series.top, 1e-6) * 1.08, padding=0)
+        if series.x.size:
+            item.enableAutoRange(axis="x")
+
+
+class ModelBarChart(_Plot):
+    """LLM cost per model: horizontal bars with their labels, most expensive at the top."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        item = self.getPlotItem()
+        item.showGrid(x=True, y=False, alpha=0.2)
+        item.setMenuEnabled(False)
+        item.setMouseEnabled(x=False, y=False)
+        self.bars = pg.BarGraphItem(x0=[], y=[], height=0.6, width=[])
+        item.addItem(self.bars)
+        self.labels: list[pg.TextItem] = []
+        self.data: ModelBars | None = None
+
+    def set_bars(self, bars: ModelBars, symbol: str) -> None:
+        """Show new bars."""
+        self.data = bars
+        item = self.getPlotItem()
+        count = len(bars.keys)
+        ys = [count - 1 - i for i in range(count)]
+        brushes = [pg.mkBrush(model_color(i)) for i in range(count)]
+        self.bars.setOpts(x0=[0.0] * count, y=ys, height=0.6, width=list(bars.costs), brushes=brushes)
+        item.getAxis("left").setTicks([[(y, label) for y, label in zip(ys, bars.labels, strict=True)]])
+        for text in self.labels:
+            item.removeItem(text)
+        self.labels = []
+        color = _palette().color(QPalette.ColorRole.Text)
+        for y, cost, calls in zip(ys, bars.costs, bars.calls, strict=True):
+            text = pg.TextItem(f" {format_amount(float(cost), symbol)} · {int(calls):,} calls", color=color,
+                               anchor=(0, 0.5))
+            text.setPos(float(cost), y)
+            item.addItem(text)
+            self.labels.append(text)
+        item.setLabel("bottom", f"LLM cost ({symbol})")
+        top = float(bars.costs.max()) if count else 1.0
+        item.setXRange(0.0, max(top, 1e-6) * 1.35, padding=0)
+        item.setYRange(-0.6, max(count, 1) - 0.4, padding=0)
+
+
+class CallTimelineChart(_Plot):
+    """Each call's cost at its timestamp, one colour per model, with a tooltip per point."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, axisItems={"bottom": pg.DateAxisItem()})
+        item = self.getPlotItem()
+        item.showGrid(x=True, y=True, alpha=0.2)
+        item.setMenuEnabled(False)
+        self.legend = item.addLegend(offset=(10, 10), colCount=2)
+        self.scatters: dict[str, pg.ScatterPlotItem] = {}
+        self.timeline: CallTimeline | None = None
+        self._records: Sequence[LlmUsageRecord] = ()
+        self._symbol = "$"
+
+    def set_timeline(self, timeline: CallTimeline, symbol: str, records: Sequence[LlmUsageRecord]) -> None:
+        """Show new points (one scatter item per model)."""
+        self.timeline = timeline
+        self._records = records
+        self._symbol = symbol
+        item = self.getPlotItem()
+        for scatter in self.scatters.values():
+            item.removeItem(scatter)
+        self.legend.clear()
+        self.scatters = {}
+        for rank, key in enumerate(timeline.models):
+            mask = timeline.model == rank
+            if not mask.any():
+                continue
+            color = model_color(rank)
+            scatter = pg.ScatterPlotItem(
+                x=timeline.x[mask],
+                y=timeline.y[mask],
+                data=timeline.record[mask],
+                size=7,
+                pen=None,
+                brush=pg.mkBrush(color),
+                hoverable=True,
+                hoverSize=11,
+                tip=self.describe,
+            )
+            item.addItem(scatter)
+            self.legend.addItem(scatter, timeline.labels[rank])
+            self.scatters[key] = scatter
+        item.setLabel("left", f"cost per call ({symbol})")
+        shown = int(timeline.x.size)
+        if timeline.thinned:
+            title = f"{shown:,} of {timeline.total_calls:,} calls (the most expensive and an even sample)"
+        else:
+            title = f"{shown:,} calls" if shown else "no LLM calls yet"
+        item.setTitle(title, size="9pt")
+        if shown:
+            item.enableAutoRange()
+
+    def describe(self, x: float, y: float, data: Any) -> str:
+        """The tooltip of one point: model, agent, time, tokens and cost."""
+        try:
+            record = self._records[int(data)]
+        except (IndexError, TypeError, ValueError):
+            return f"{format_amount(y, self._symbol)}"
+        when = datetime.fromtimestamp(x).strftime("%Y-%m-%d %H:%M:%S")
+        model = record["model"]
+        label = model if isinstance(model, str) else next(iter(model.values()), "unknown")
+        agent = record.get("agent") or "(no agent)"
+        tokens = record["inputTokens"] + record["outputTokens"]
+        return f"{label} · {agent}\n{when}\n{tokens:,} tokens · {format_amount(y, self._symbol)}"
+
+
+class CostCharts(QTabWidget):
+    """The three charts as tabs."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setDocumentMode(True)
+        self.cumulative = CumulativeChart()
+        self.by_model = ModelBarChart()
+        self.timeline = CallTimelineChart()
+        self.addTab(self.cumulative, "Cumulative cost")
+        self.addTab(self.by_model, "Cost by model")
+        self.addTab(self.timeline, "Calls timeline")
+        self.setTabToolTip(0, "Cost so far over time, with its min-max band and the threshold")
+        self.setTabToolTip(1, "LLM cost per model")
+        self.setTabToolTip(2, "Each LLM call's cost at its time (hover a point for details)")
+
+    def set_series(
+        self, series: SessionSeries, symbol: str, records: Sequence[LlmUsageRecord], note: str = ""
+    ) -> None:
+        """Update every chart."""
+        self.cumulative.set_series(series.cumulative, symbol, note)
+        self.by_model.set_bars(series.bars, symbol)
+        self.timeline.set_timeline(series.timeline, symbol, records)

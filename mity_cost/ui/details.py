@@ -1,0 +1,522 @@
+"""The details window: one session's total range, progress to the threshold, breakdown and charts.
+
+``DetailsWindow.apply(snapshot, settings)`` takes every snapshot the bridge emits; the header is
+updated at once, the tree and the charts only while the window is visible (and only when the
+session's data really changed), so a hidden window costs nothing.  Closing the window hides it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QCloseEvent, QFont, QShowEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QSizePolicy,
+    QSplitter,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mity_cost.core.breakdown import build_tree
+from mity_cost.core.money import CURRENCY_SYMBOLS, format_money
+from mity_cost.core.prices import PriceBook
+from mity_cost.core.series import session_series
+from mity_cost.core.settings import ENV_LLM, Settings
+from mity_cost.core.state import SessionView, Snapshot
+from mity_cost.core.summary import RuntimeCostSummary, summarize
+from mity_cost.core.thresholds import Level, level_for
+from mity_cost.ui.badge import LEVEL_COLORS
+from mity_cost.ui.breakdown_model import (
+    COL_CALLS,
+    COL_EXPECTED,
+    COL_ITEM,
+    COL_MAX,
+    COL_MIN,
+    COL_PRICE,
+    COL_TOKENS,
+    BreakdownModel,
+    ViewStateKeeper,
+)
+from mity_cost.ui.charts import CostCharts
+
+DEFAULT_SIZE = QSize(1000, 700)
+TITLE = "mity-cost"
+_NOWHERE = Path("/nonexistent")
+_EMPTY_VIEW = SessionView("", _NOWHERE, _NOWHERE, None)
+_NOTE_STYLES: dict[str, str] = {
+    "info": "color: palette(text); background: palette(alternate-base); border: 1px solid palette(mid);",
+    "updating": "color: #0d47a1; background: #e3f2fd; border: 1px solid #90caf9;",
+    "warning": "color: #5d3a00; background: #fff3e0; border: 1px solid #ffb74d;",
+    "error": "color: #7f0000; background: #ffebee; border: 1px solid #ef9a9a;",
+}
+_COLUMN_WIDTHS: dict[int, int] = {
+    COL_MIN: 92,
+    COL_EXPECTED: 92,
+    COL_MAX: 92,
+    COL_TOKENS: 92,
+    COL_CALLS: 62,
+    COL_PRICE: 150,
+}
+
+
+def humanize(state: str) -> str:
+    """``readyToTest`` -> ``ready to test``."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r" \1", state).replace("_", " ").replace("-", " ").lower()
+
+
+def runtime_text(runtime: dict[str, Any] | None) -> str | None:
+    """The factory's run state and current station from its ``runtime.json`` (None when absent)."""
+    if not isinstance(runtime, dict):
+        return None
+    parts = []
+    state = runtime.get("runState")
+    if isinstance(state, str) and state:
+        parts.append(f"Factory: {humanize(state)}")
+    station = runtime.get("currentStation")
+    if isinstance(station, str) and station:
+        label = station
+        for entry in runtime.get("stations") or ():
+            if isinstance(entry, dict) and entry.get("name") == station and entry.get("label"):
+                label = f"{entry['label']} ({station})"
+                break
+        parts.append(f"station: {label}")
+    return " · ".join(parts) or None
+
+
+def _note(kind: str) -> QLabel:
+    label = QLabel()
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.setStyleSheet(f"QLabel {{ {_NOTE_STYLES[kind]} border-radius: 4px; padding: 4px 8px; }}")
+    label.setVisible(False)
+    return label
+
+
+def _set_note(label: QLabel, text: str | None, tooltip: str = "") -> None:
+    label.setText(text or "")
+    label.setToolTip(tooltip)
+    label.setVisible(bool(text))
+
+
+class DetailsWindow(QWidget):
+    """Per-session details: a picker, a header with the total and its notes, the tree and charts.
+
+    Attributes:
+        picker: the session combo box (active session first, each with its total).
+        model: the breakdown tree's model; ``tree`` its view; ``charts`` the chart tabs.
+    """
+
+    def __init__(
+        self, parent: QWidget | None = None, *, prices: PriceBook | None = None, load_prices: bool = True
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(TITLE)
+        self.resize(DEFAULT_SIZE)
+        self.setMinimumSize(640, 480)
+        self._snapshot = Snapshot()
+        self._settings = Settings()
+        self._pinned: str | None = None
+        self._prices = prices
+        self._load_prices = load_prices and prices is None
+        self._body_key: tuple[Any, ...] | None = None
+        self._body_session: str | None = None
+        self._body_refs: tuple[Any, ...] = ()
+        self._dirty = True
+        self._summaries: dict[int, tuple[Any, RuntimeCostSummary]] = {}
+        self._build()
+
+    # --- layout -------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(12, 12, 12, 12)
+        outer.setSpacing(10)
+
+        top = QHBoxLayout()
+        top.setSpacing(8)
+        caption = QLabel("Session")
+        caption.setStyleSheet("font-weight: 600;")
+        self.picker = QComboBox()
+        self.picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.picker.setMinimumContentsLength(40)
+        self.picker.setToolTip("Sessions, the most recently updated first")
+        self.picker.activated.connect(self._picked)
+        self.runtime_label = QLabel()
+        self.runtime_label.setVisible(False)
+        self.runtime_label.setStyleSheet("color: palette(dark);")
+        self.updated_label = QLabel()
+        self.updated_label.setStyleSheet("color: palette(dark);")
+        top.addWidget(caption)
+        top.addWidget(self.picker)
+        top.addStretch(1)
+        top.addWidget(self.runtime_label)
+        top.addWidget(self.updated_label)
+        outer.addLayout(top)
+
+        header = QFrame()
+        header.setObjectName("header")
+        header.setFrameShape(QFrame.Shape.StyledPanel)
+        grid = QVBoxLayout(header)
+        grid.setContentsMargins(12, 10, 12, 10)
+        grid.setSpacing(6)
+
+        figures = QHBoxLayout()
+        figures.setSpacing(12)
+        self.total_label = QLabel("—")
+        big = QFont(self.font())
+        big.setPointSizeF(max(self.font().pointSizeF(), 9.0) * 2.0)
+        big.setBold(True)
+        self.total_label.setFont(big)
+        self.total_label.setToolTip("Expected session total")
+        self.range_label = QLabel()
+        self.range_label.setToolTip("The session total is a range: lowest and highest estimate")
+        figures.addWidget(self.total_label, 0, Qt.AlignmentFlag.AlignBottom)
+        figures.addWidget(self.range_label, 0, Qt.AlignmentFlag.AlignBottom)
+        figures.addStretch(1)
+        self.monthly_label = QLabel()
+        self.monthly_label.setToolTip("Estimated recurring infrastructure bill (not part of the session total)")
+        figures.addWidget(self.monthly_label, 0, Qt.AlignmentFlag.AlignBottom)
+        grid.addLayout(figures)
+
+        progress_row = QHBoxLayout()
+        progress_row.setSpacing(10)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setTextVisible(True)
+        self.progress.setMinimumHeight(22)
+        self.level_label = QLabel()
+        self.level_label.setMinimumWidth(70)
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.level_label)
+        grid.addLayout(progress_row)
+
+        self.info_label = QLabel()
+        self.info_label.setWordWrap(True)
+        self.info_label.setStyleSheet("color: palette(dark);")
+        grid.addWidget(self.info_label)
+        outer.addWidget(header)
+
+        self.updating_label = _note("updating")
+        self.error_label = _note("error")
+        self.consistency_label = _note("warning")
+        self.llm_label = _note("info")
+        for label in (self.updating_label, self.error_label, self.consistency_label, self.llm_label):
+            outer.addWidget(label)
+
+        self.model = BreakdownModel(self)
+        self.tree = QTreeView()
+        self.tree.setModel(self.model)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.tree.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.tree.setAnimated(False)
+        header_view = self.tree.header()
+        header_view.setStretchLastSection(False)
+        header_view.setSectionResizeMode(COL_ITEM, QHeaderView.ResizeMode.Stretch)
+        for column, width in _COLUMN_WIDTHS.items():
+            header_view.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
+            header_view.resizeSection(column, width)
+        self.keeper = ViewStateKeeper(self.tree, self.model)
+
+        self.charts = CostCharts()
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(self.tree)
+        self.splitter.addWidget(self.charts)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setSizes([330, 250])
+        self.splitter.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        outer.addWidget(self.splitter, 1)
+
+    # --- public API -----------------------------------------------------------------------------
+
+    def apply(self, snapshot: Snapshot, settings: Settings) -> None:
+        """Show a new snapshot under these settings (the tree and charts only while visible)."""
+        self._snapshot = snapshot
+        if settings != self._settings:
+            self._body_key = None
+        self._settings = settings
+        live = {id(v.loaded) for v in snapshot.sessions if v.loaded is not None}
+        self._summaries = {k: v for k, v in self._summaries.items() if k in live}
+        self._render()
+
+    def show_session(self, session_id: str | None = None) -> None:
+        """Show the window on this session ("" or None: follow the active session), and raise it."""
+        self._pinned = session_id or None
+        self._render()
+        self.setWindowState(self.windowState() & ~Qt.WindowState.WindowMinimized)
+        self.show()
+        self.raise_()
+        self.activateWindow()
+
+    def current_view(self) -> SessionView | None:
+        """The session shown: the one picked, else the active one."""
+        snapshot = self._snapshot
+        if self._pinned is not None:
+            found = snapshot.find(self._pinned)
+            if found is not None:
+                return found
+        return snapshot.active or (snapshot.sessions[0] if snapshot.sessions else None)
+
+    def price_book(self) -> PriceBook | None:
+        """The price book for the list-price column, loaded on first use (None if it cannot be)."""
+        if self._prices is None and self._load_prices:
+            self._load_prices = False
+            try:
+                self._prices = PriceBook.load()
+            except Exception:  # noqa: BLE001 - without prices the column says "unpriced"
+                self._prices = None
+        return self._prices
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        """Closing hides the window; the app keeps running in the tray."""
+        event.ignore()
+        self.hide()
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self._dirty:
+            self._render_body(self.current_view())
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return DEFAULT_SIZE
+
+    # --- rendering -----------------------------------------------------------------------------
+
+    def _picked(self, index: int) -> None:
+        session_id = self.picker.itemData(index)
+        if isinstance(session_id, str):
+            self._pinned = session_id
+            self._render()
+
+    def _summary(self, view: SessionView) -> RuntimeCostSummary | None:
+        if view.loaded is None:
+            return None
+        cached = self._summaries.get(id(view.loaded))
+        if cached is not None and cached[0] is view.loaded:
+            return cached[1]
+        summary = summarize(view.loaded, self._settings)
+        self._summaries[id(view.loaded)] = (view.loaded, summary)
+        return summary
+
+    def _render(self) -> None:
+        view = self.current_view()
+        self._refresh_picker(view)
+        self._render_header(view)
+        if self.isVisible():
+            self._render_body(view)
+        else:
+            self._dirty = True
+
+    def _picker_text(self, view: SessionView) -> str:
+        summary = self._summary(view)
+        if summary is None:
+            state = "updating…" if view.updating else "unreadable"
+            return f"{view.session_id}   ({state})"
+        text = f"{view.session_id}   {format_money(summary.total_expected, summary.currency)}"
+        if view.updating:
+            text += "   (updating…)"
+        elif view.error is not None:
+            text += "   (read error)"
+        return text
+
+    def _refresh_picker(self, current: SessionView | None) -> None:
+        picker = self.picker
+        sessions = self._snapshot.sessions
+        ids = [v.session_id for v in sessions]
+        picker.blockSignals(True)
+        try:
+            if [picker.itemData(i) for i in range(picker.count())] != ids:
+                picker.clear()
+                for view in sessions:
+                    picker.addItem(self._picker_text(view), view.session_id)
+            else:
+                for i, view in enumerate(sessions):
+                    picker.setItemText(i, self._picker_text(view))
+            for i, view in enumerate(sessions):
+                tip = str(view.session_dir)
+                if i == 0 and view.loaded is not None:
+                    tip = f"the most recently updated session\n{tip}"
+                picker.setItemData(i, tip, Qt.ItemDataRole.ToolTipRole)
+            picker.setCurrentIndex(ids.index(current.session_id) if current is not None else -1)
+        finally:
+            picker.blockSignals(False)
+        picker.setEnabled(bool(ids))
+
+    def _render_header(self, view: SessionView | None) -> None:
+        settings = self._settings
+        symbol = settings.symbol
+        if view is None:
+            self.setWindowTitle(TITLE)
+            self.total_label.setText("—")
+            self.range_label.setText("No sessions yet: mity-cost is watching for cost files")
+            self.monthly_label.clear()
+            self.progress.setValue(0)
+            self.progress.setFormat(f"threshold {format_money(settings.threshold, symbol)}")
+            self._color_progress(None)
+            self.level_label.clear()
+            self.info_label.clear()
+            self.updated_label.clear()
+            _set_note(self.runtime_label, None)
+            for label in (self.updating_label, self.error_label, self.consistency_label, self.llm_label):
+                _set_note(label, None)
+            return
+        self.setWindowTitle(f"{TITLE} — {view.session_id}")
+        summary = self._summary(view)
+        self._render_figures(view, summary)
+        self._render_notes(view)
+        runtime = runtime_text(view.runtime)
+        self.runtime_label.setText(runtime or "")
+        last_event = view.runtime.get("lastEvent") if isinstance(view.runtime, dict) else None
+        self.runtime_label.setToolTip(f"Last event: {last_event}" if isinstance(last_event, str) else "")
+        self.runtime_label.setVisible(runtime is not None)
+
+    def _render_figures(self, view: SessionView, summary: RuntimeCostSummary | None) -> None:
+        settings = self._settings
+        symbol = settings.symbol
+        threshold = format_money(settings.threshold, symbol)
+        if summary is None:
+            self.total_label.setText("—")
+            self.range_label.setText("no good state of this session yet")
+            self.monthly_label.clear()
+            self.progress.setValue(0)
+            self.progress.setFormat(f"threshold {threshold}")
+            self._color_progress(None)
+            self.level_label.clear()
+            self.info_label.clear()
+            self.updated_label.clear()
+            return
+        total = summary.total
+        self.total_label.setText(format_money(total.expected, symbol))
+        self.range_label.setText(
+            f"expected  ·  min {format_money(total.min, symbol)}  ·  max {format_money(total.max, symbol)}"
+            f"  ·  ±{total.spread:.0f} %"
+        )
+        monthly = summary.monthly
+        self.monthly_label.setText(
+            f"Monthly infrastructure: {format_money(monthly.expected, symbol)}/mo "
+            f"(min {format_money(monthly.min, symbol)} – max {format_money(monthly.max, symbol)}, "
+            f"±{monthly.spread:.0f} %)"
+        )
+        fraction = summary.fraction_of_threshold
+        level = level_for(fraction)
+        percent = fraction * 100
+        shown = "over 9999" if percent > 9999 else f"{percent:.0f}"
+        self.progress.setValue(int(min(100.0, max(0.0, percent))))
+        self.progress.setFormat(f"{shown} % of the {threshold} threshold")
+        self.progress.setToolTip(
+            f"Expected total {format_money(total.expected, symbol)} against the threshold {threshold}"
+            + (" (MITY_COST_THRESHOLD)" if "threshold" in settings.env_overrides else "")
+        )
+        self._color_progress(level)
+        self.level_label.setText(level.label.upper() if level is not Level.OK else "OK")
+        assert view.loaded is not None
+        doc = view.loaded.doc
+        factory = doc["confirmationThreshold"]
+        factory_symbol = CURRENCY_SYMBOLS.get(doc["currency"], "$")
+        info = [f"Factory's own threshold: {format_money(factory, factory_symbol)}, not used"]
+        conversion = settings.conversion_note(doc["currency"])
+        if conversion:
+            info.append(f"Amounts {conversion}")
+        self.info_label.setText("   ·   ".join(info))
+        updated = doc["updatedAt"].astimezone()
+        self.updated_label.setText(f"updated {updated:%Y-%m-%d %H:%M:%S}")
+
+    def _color_progress(self, level: Level | None) -> None:
+        color = LEVEL_COLORS[level] if level is not None else "#9e9e9e"
+        self.progress.setStyleSheet(
+            "QProgressBar { border: 1px solid palette(mid); border-radius: 4px; text-align: center; "
+            "background: palette(base); }"
+            f"QProgressBar::chunk {{ background-color: {color}; border-radius: 3px; }}"
+        )
+        self.level_label.setStyleSheet(f"color: {color}; font-weight: 600;")
+
+    def _render_notes(self, view: SessionView) -> None:
+        settings = self._settings
+        symbol = settings.symbol
+        has_good = view.loaded is not None
+        _set_note(
+            self.updating_label,
+            "Updating… the cost file is being written; showing the last good figures." if view.updating else None,
+        )
+        error_text = None
+        if view.error is not None and not view.updating:
+            where = f" at {view.error.location}" if view.error.location else ""
+            keep = "showing the last good figures" if has_good else "no good state to show yet"
+            error_text = (
+                f"Could not read the latest cost.json ({view.error.kind}{where}): {view.error.message}. "
+                f"{keep.capitalize()}."
+            )
+        _set_note(self.error_label, error_text, view.error.describe() if view.error else "")
+        consistency_text = None
+        if view.loaded is not None and not view.loaded.consistency.consistent:
+            check = view.loaded.consistency
+            scale = settings.convert(1.0, view.loaded.doc["currency"])
+            consistency_text = (
+                f"Inconsistent session: the ledger's LLM cost is {format_money(check.ledger_llm * scale, symbol)} "
+                f"but its records sum to {format_money(check.records_llm * scale, symbol)}"
+            )
+            if check.duplicate_ids:
+                consistency_text += f"; {len(check.duplicate_ids)} record id(s) repeat"
+            consistency_text += ". The totals use the ledger's figure."
+        _set_note(self.consistency_label, consistency_text, view.loaded.consistency.describe() if view.loaded else "")
+        llm_text = None
+        if not settings.llm_enabled:
+            where = f"{ENV_LLM} is false" if "llm_enabled" in settings.env_overrides else "turned off in the settings"
+            llm_text = f"LLM costs are not counted in the totals ({where}); they still appear in the breakdown."
+        _set_note(self.llm_label, llm_text)
+
+    def _render_body(self, view: SessionView | None) -> None:
+        self._dirty = False
+        settings = self._settings
+        snapshot = self._snapshot
+        prices = self.price_book()
+        key: tuple[Any, ...] = (
+            view.key if view else None,
+            id(view.loaded) if view else None,
+            view.execution_seen_at if view else (),
+            settings,
+            tuple(id(f) for f in snapshot.features),
+            len(snapshot.feature_errors),
+            id(prices),
+        )
+        if key == self._body_key:
+            return
+        self._body_key = key
+        # Keep what the ids point at alive, so an id is never reused while it is in the key.
+        self._body_refs = (view, snapshot.features, prices)
+        switched = view is None or view.key != self._body_session
+        self._body_session = view.key if view is not None else None
+        shown = view if view is not None else _EMPTY_VIEW
+        tree = build_tree(shown, snapshot.features, settings, prices, feature_errors=len(snapshot.feature_errors))
+        if switched:
+            self.keeper.skip_next()
+        reset = self.model.set_tree(tree, settings.symbol)
+        self.keeper.skip_next(False)
+        if switched and reset:
+            self.tree.expandToDepth(0)
+            self.tree.scrollToTop()
+        if view is None or view.loaded is None:
+            self.charts.set_series(session_series(_EMPTY_VIEW, settings), settings.symbol, ())
+            return
+        note = "" if settings.llm_enabled else "LLM costs are not counted"
+        self.charts.set_series(
+            session_series(view, settings), settings.symbol, view.loaded.doc["llmUsage"], note
+        )
+
