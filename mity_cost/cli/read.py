@@ -473,6 +473,10 @@ def _current_prices(
         current = group.current_cost
         item["currentCost"] = None if current is None else settings.convert(current, "USD")
         item["difference"] = None if current is None else item["currentCost"] - item["factoryCost"]
+        percent = None
+        if item["difference"] is not None and item["factoryCost"] > 0:
+            percent = item["difference"] / item["factoryCost"] * 100
+        item["differencePercent"] = percent
         rows.append(item)
     if any(row["currentCost"] is None for row in rows):
         notes.append("unpriced: no current list price is known for that model (not zero)")
@@ -529,11 +533,11 @@ def _print_show(data: dict[str, Any]) -> None:
         rows = []
         for p in data["currentPrices"]:
             current = "unpriced" if p["currentCost"] is None else money(p["currentCost"], sym)
-            diff = (
-                ""
-                if p["difference"] is None
-                else ("+" if p["difference"] >= 0 else "-") + money(abs(p["difference"]), sym)
-            )
+            diff = ""
+            if p["difference"] is not None:
+                diff = _signed(p["difference"], sym)
+                if p["differencePercent"] is not None:
+                    diff += f" ({p['differencePercent']:+.0f}%)"
             rows.append(
                 [
                     p["label"],
@@ -754,8 +758,16 @@ def render_export(rows: list[dict[str, Any]], fmt: str) -> bytes:
     writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        writer.writerow({k: _csv_cell(v) for k, v in row.items()})
     return buffer.getvalue().encode("utf-8")
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
 
 
 def run_export(args: argparse.Namespace) -> int:

@@ -724,7 +724,7 @@ def approve(
 # --------------------------------------------------------------------------- one session, end to end
 
 
-def _find_session_doc(
+def find_session_doc(
     session_id: str, roots: Sequence[Path]
 ) -> tuple[Path | None, dict[str, Any] | None, str | None]:
     """(root, raw document, problem) of a session under the first root that has it."""
@@ -785,7 +785,7 @@ def check_session(
         action: Action = "ask" if enforcing else "pass"
         return Verdict(action, f"budgets cannot be checked: {exc}")
     try:
-        root, doc, problem = _find_session_doc(session_id, roots)
+        root, doc, problem = find_session_doc(session_id, roots)
         live: dict[str, LiveSession] = {}
         problems = list(found.problems)
         if doc is not None and root is not None:

@@ -397,7 +397,7 @@ def estimate(
             _batch_suggestion(book, priced_as, shown, input_tokens, out_mid, calls, list_cost.expected)
         )
 
-    chosen = list_cost or factory
+    chosen = list_cost if list_cost is not None else factory
     return Estimate(
         model=name,
         factory_model=model_key(recorded),

@@ -22,11 +22,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from mity_cost.core.budgets import BudgetStatus, period_window
-from mity_cost.core.history import History, Totals, parse_timestamp, rates_for
+from mity_cost.core.history import Dimension, History, Totals, parse_timestamp, rates_for
 from mity_cost.core.settings import Settings
 
 BURN_WINDOW = 3600.0
@@ -35,6 +35,8 @@ BASIS_DAYS = 28
 FULL_CONFIDENCE_DAYS = 14
 MIN_TREND_DAYS = 7
 Z90 = 1.645
+MIN_ALERT_DAYS = 3
+"""A budget forecast needs this many complete days of history before it may raise an alert."""
 
 
 @dataclass(frozen=True)
@@ -235,7 +237,7 @@ def project(
     end: date,
     now: datetime | None = None,
     *,
-    dim: Any = "overall",
+    dim: Dimension = "overall",
     value: str | None = None,
     currency: str = "USD",
     eur_per_usd: float = 0.86,
@@ -362,11 +364,12 @@ def project_budget(
 def budget_forecasts(
     history: History, statuses: Sequence[BudgetStatus], settings: Settings, now: datetime | None = None
 ) -> dict[str, float]:
-    """``{status key: projected spending at period end}`` for :func:`alerts.check`."""
+    """``{status key: projected spending at period end}`` for :func:`alerts.check` (budgets with at
+    least ``MIN_ALERT_DAYS`` days of history: one day's spending says too little about a month)."""
     out: dict[str, float] = {}
     for status in statuses:
         projection = project_budget(history, status, settings, now)
-        if projection is not None and projection.method != "none":
+        if projection is not None and projection.method != "none" and projection.basis_days >= MIN_ALERT_DAYS:
             out[status.key] = projection.projected
     return out
 
@@ -391,7 +394,7 @@ def daily_series(
     days: int = 30,
     now: datetime | None = None,
     *,
-    dim: Any = "overall",
+    dim: Dimension = "overall",
     value: str | None = None,
     currency: str = "USD",
     eur_per_usd: float = 0.86,
@@ -405,8 +408,3 @@ def daily_series(
         DayPoint(day, found.get(day.isoformat(), Totals()))
         for day in (first + timedelta(days=i) for i in range((today - first).days + 1))
     ]
-
-
-def utc_now() -> datetime:
-    """The current time, aware (UTC)."""
-    return datetime.now(UTC)

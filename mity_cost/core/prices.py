@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -207,6 +208,7 @@ class Catalog:
 
 
 _CATALOG: list[Catalog | str] = []
+_CATALOG_LOCK = threading.Lock()
 
 
 def _start_dates(providers: Sequence[Any]) -> tuple[date, ...]:
@@ -225,30 +227,32 @@ def _start_dates(providers: Sequence[Any]) -> tuple[date, ...]:
 
 def catalog() -> Catalog | str:
     """The bundled genai-prices data, or why it could not be loaded (a message)."""
-    if not _CATALOG:
-        started = time.perf_counter()
-        try:
-            genai_prices = importlib.import_module("genai_prices")
-            data = importlib.import_module("genai_prices.data")
-            data_snapshot = importlib.import_module("genai_prices.data_snapshot")
-            types = importlib.import_module("genai_prices.types")
-        except ImportError as exc:
-            _CATALOG.append(f"{GENAI_PRICES} is not available ({exc})")
-        else:
-            # Our own snapshot of the bundled data: a custom one set by an UpdatePrices thread
-            # (which fetches from the network) is never consulted.
-            snapshot = data_snapshot.DataSnapshot(providers=data.providers, from_auto_update=False)
-            _CATALOG.append(
-                Catalog(
-                    version=str(genai_prices.__version__),
-                    dates=_start_dates(data.providers),
-                    import_seconds=time.perf_counter() - started,
-                    snapshot=snapshot,
-                    types=types,
-                    usage=genai_prices.Usage,
-                )
-            )
+    with _CATALOG_LOCK:
+        if not _CATALOG:
+            _CATALOG.append(_load_catalog())
     return _CATALOG[0]
+
+
+def _load_catalog() -> Catalog | str:
+    started = time.perf_counter()
+    try:
+        genai_prices = importlib.import_module("genai_prices")
+        data = importlib.import_module("genai_prices.data")
+        data_snapshot = importlib.import_module("genai_prices.data_snapshot")
+        types = importlib.import_module("genai_prices.types")
+    except ImportError as exc:
+        return f"{GENAI_PRICES} is not available ({exc})"
+    # Our own snapshot of the bundled data: a custom one set by an UpdatePrices thread (which
+    # fetches from the network) is never consulted, and no such thread is ever started.
+    snapshot = data_snapshot.DataSnapshot(providers=data.providers, from_auto_update=False)
+    return Catalog(
+        version=str(genai_prices.__version__),
+        dates=_start_dates(data.providers),
+        import_seconds=time.perf_counter() - started,
+        snapshot=snapshot,
+        types=types,
+        usage=genai_prices.Usage,
+    )
 
 
 def _as_float(value: Any) -> float | None:

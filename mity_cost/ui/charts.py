@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from html import escape
 from typing import Any
 
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication, QTabWidget, QWidget
+from PySide6.QtWidgets import QApplication, QLabel, QTabWidget, QVBoxLayout, QWidget
 
 import pyqtgraph as pg  # isort: skip - after PySide6, so pyqtgraph binds to it
 
@@ -148,16 +149,22 @@ class ModelBarChart(_Plot):
         brushes = [pg.mkBrush(model_color(i)) for i in range(count)]
         self.bars.setOpts(x0=[0.0] * count, y=ys, height=0.6, width=list(bars.costs), brushes=brushes)
         item.getAxis("left").setTicks([[(y, label) for y, label in zip(ys, bars.labels, strict=True)]])
-        for text in self.labels:
-            item.removeItem(text)
-        self.labels = []
+        # Text items are reused, never removed: removing pyqtgraph items and dropping them corrupts
+        # memory under PySide6 6.12 (seen as a crash at exit).
         color = _palette().color(QPalette.ColorRole.Text)
-        for y, cost, calls in zip(ys, bars.costs, bars.calls, strict=True):
-            text = pg.TextItem(f" {format_amount(float(cost), symbol)} · {int(calls):,} calls", color=color,
-                               anchor=(0, 0.5))
-            text.setPos(float(cost), y)
+        while len(self.labels) < count:
+            text = pg.TextItem("", color=color, anchor=(0, 0.5))
             item.addItem(text)
             self.labels.append(text)
+        for index, text in enumerate(self.labels):
+            if index >= count:
+                text.setVisible(False)
+                continue
+            cost, calls = float(bars.costs[index]), int(bars.calls[index])
+            text.setText(f" {format_amount(cost, symbol)} · {calls:,} call{'s' if calls != 1 else ''}")
+            text.setColor(color)
+            text.setPos(cost, ys[index])
+            text.setVisible(True)
         item.setLabel("bottom", f"LLM cost ({symbol})")
         top = float(bars.costs.max()) if count else 1.0
         item.setXRange(0.0, max(top, 1e-6) * 1.35, padding=0)
@@ -165,15 +172,19 @@ class ModelBarChart(_Plot):
 
 
 class CallTimelineChart(_Plot):
-    """Each call's cost at its timestamp, one colour per model, with a tooltip per point."""
+    """Each call's cost at its timestamp, one colour per model, with a tooltip per point.
+
+    The model colours are explained by ``legend_text()`` (shown beside the chart by the window) and
+    by the cost-by-model chart, which uses the same colours.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent, axisItems={"bottom": pg.DateAxisItem()})
         item = self.getPlotItem()
         item.showGrid(x=True, y=True, alpha=0.2)
         item.setMenuEnabled(False)
-        self.legend = item.addLegend(offset=(10, 10), colCount=2)
-        self.scatters: dict[str, pg.ScatterPlotItem] = {}
+        self.scatters: list[pg.ScatterPlotItem] = []
+        """One scatter item per model rank, reused across updates (never removed, see set_bars)."""
         self.timeline: CallTimeline | None = None
         self._records: Sequence[LlmUsageRecord] = ()
         self._symbol = "$"
@@ -184,29 +195,26 @@ class CallTimelineChart(_Plot):
         self._records = records
         self._symbol = symbol
         item = self.getPlotItem()
-        for scatter in self.scatters.values():
-            item.removeItem(scatter)
-        self.legend.clear()
-        self.scatters = {}
-        for rank, key in enumerate(timeline.models):
+        count = len(timeline.models)
+        while len(self.scatters) < count:
+            scatter = pg.ScatterPlotItem(size=7, pen=None, hoverable=True, hoverSize=11, tip=self.describe)
+            item.addItem(scatter)
+            self.scatters.append(scatter)
+        for rank, scatter in enumerate(self.scatters):
             mask = timeline.model == rank
-            if not mask.any():
+            if rank >= count or not mask.any():
+                scatter.setData(x=[], y=[])
+                scatter.setVisible(False)
                 continue
-            color = model_color(rank)
-            scatter = pg.ScatterPlotItem(
+            scatter.setData(
                 x=timeline.x[mask],
                 y=timeline.y[mask],
                 data=timeline.record[mask],
+                brush=pg.mkBrush(model_color(rank)),
                 size=7,
                 pen=None,
-                brush=pg.mkBrush(color),
-                hoverable=True,
-                hoverSize=11,
-                tip=self.describe,
             )
-            item.addItem(scatter)
-            self.legend.addItem(scatter, timeline.labels[rank])
-            self.scatters[key] = scatter
+            scatter.setVisible(True)
         item.setLabel("left", f"cost per call ({symbol})")
         shown = int(timeline.x.size)
         if timeline.thinned:
@@ -216,6 +224,16 @@ class CallTimelineChart(_Plot):
         item.setTitle(title, size="9pt")
         if shown:
             item.enableAutoRange()
+
+    def legend_text(self) -> str:
+        """Rich text naming each model in its colour."""
+        timeline = self.timeline
+        if timeline is None:
+            return ""
+        return "&nbsp;&nbsp; ".join(
+            f"<span style='color:{model_color(rank).name()}'>●</span>&nbsp;{escape(label)}"
+            for rank, label in enumerate(timeline.labels)
+        )
 
     def describe(self, x: float, y: float, data: Any) -> str:
         """The tooltip of one point: model, agent, time, tokens and cost."""
@@ -242,7 +260,17 @@ class CostCharts(QTabWidget):
         self.timeline = CallTimelineChart()
         self.addTab(self.cumulative, "Cumulative cost")
         self.addTab(self.by_model, "Cost by model")
-        self.addTab(self.timeline, "Calls timeline")
+        timeline_tab = QWidget()
+        layout = QVBoxLayout(timeline_tab)
+        layout.setContentsMargins(0, 0, 0, 4)
+        layout.setSpacing(2)
+        layout.addWidget(self.timeline, 1)
+        self.timeline_legend = QLabel()
+        self.timeline_legend.setTextFormat(Qt.TextFormat.RichText)
+        self.timeline_legend.setWordWrap(True)
+        self.timeline_legend.setContentsMargins(8, 0, 8, 0)
+        layout.addWidget(self.timeline_legend)
+        self.addTab(timeline_tab, "Calls timeline")
         self.setTabToolTip(0, "Cost so far over time, with its min-max band and the threshold")
         self.setTabToolTip(1, "LLM cost per model")
         self.setTabToolTip(2, "Each LLM call's cost at its time (hover a point for details)")
@@ -254,3 +282,4 @@ class CostCharts(QTabWidget):
         self.cumulative.set_series(series.cumulative, symbol, note)
         self.by_model.set_bars(series.bars, symbol)
         self.timeline.set_timeline(series.timeline, symbol, records)
+        self.timeline_legend.setText(self.timeline.legend_text())
