@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 SESSION = "bench-session"
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, cmd in commands.items():
                 samples[name].append(_time(cmd, env))
     base = statistics.median(samples["python3 -c pass"])
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, times in samples.items():
         median = statistics.median(times)
         rows.append({"command": name, "median_ms": median * 1000, "ratio": median / base})

@@ -112,15 +112,27 @@ def _estimate_from_tokens(args: argparse.Namespace) -> float:
     return expected
 
 
-def _budget_refusal(roots: list[Path], session_id: str, extra: float, settings: Any) -> str | None:
-    """HOOK for budgets (HISTORY owner, ``core/budgets.py``): a reason when a ``hard_stop`` budget refuses.
+def _budgets(session_id: str, root: Path, extra: float, currency: str, operation: str) -> tuple[str, str]:
+    """What the user's budgets say: ``("pass" | "ask" | "refuse", reason)``.
 
-    Called before anything else is decided; returning a reason makes the gate exit 1 at once, without
-    asking.  Meant to become ``budgets.gate_verdict(budgets.for_session(...), extra, ...)`` with its
-    ``refuse`` action mapped here (and its ``ask`` action to asking the app).  Not wired yet: no budget
-    refuses.
+    The hook into the HISTORY owner's budgets (``cli/history.py: budget_gate``): a ``hard_stop``
+    budget that would be exceeded refuses (exit 1, nobody is asked); a ``require_confirmation`` one
+    makes the gate ask the app even under the threshold.  Without budgets it passes.
     """
-    return None
+    try:
+        from mity_cost.cli.history import budget_gate
+    except ImportError:  # budgets not part of this build
+        return "pass", "no budgets"
+    return budget_gate(session_id, root, extra, currency=currency, operation=operation or None)
+
+
+def _budget_approved(session_id: str, root: Path, extra: float, currency: str) -> None:
+    """After the user approved what a budget asked about: record it (HISTORY owner's hook)."""
+    try:
+        from mity_cost.cli.history import budget_approved
+    except ImportError:
+        return
+    budget_approved(session_id, root, extra, currency=currency)
 
 
 def _result(args: argparse.Namespace, payload: dict[str, Any], code: int, message: str | None) -> int:
@@ -160,15 +172,16 @@ def run(args: argparse.Namespace) -> int:
         "threshold": settings.threshold,
     }
 
-    refusal = _budget_refusal(roots, args.session, extra, settings)
-    if refusal is not None:
-        return _result(args, {**payload, "answer": "denied", "reason": "budget"}, EXIT_DENIED, refusal)
-
     try:
         found = quick.find_session(roots, args.session)
     except quick.QuickError as exc:
         return _result(args, {**payload, "answer": "error", "error": exc.message}, EXIT_USAGE, exc.message)
-    root = found.parent.parent.parent.parent
+    root = found.parent.parent.parent.parent  # <root>/.mity/chat/<id>/cost.json
+
+    budget, budget_reason = _budgets(args.session, root, extra, settings.currency, args.operation)
+    if budget == "refuse":
+        payload.update(answer="denied", reason=budget_reason)
+        return _result(args, payload, EXIT_DENIED, f"refused by a budget: {budget_reason}")
     why: str
     try:
         result = quick.check([root], args.session, settings, extra)
@@ -179,19 +192,25 @@ def run(args: argparse.Namespace) -> int:
         payload.update(result.to_json())
         for note in result.notes:
             error(note)
-        if result.within:
+        if result.within and budget != "ask":
             return _result(args, {**payload, "answer": "approved", "reason": "within"}, EXIT_OK, None)
         why = result.describe(sym)
+    reason = ""
+    if budget == "ask":
+        why = budget_reason if payload.get("within") is True else f"{why}; {budget_reason}"
+        reason = budget_reason
 
     from mity_cost.core import gate_protocol
 
     outcome = gate_protocol.ask_detailed(
-        args.session, root, extra, args.operation, args.timeout, currency=settings.currency
+        args.session, root, extra, args.operation, args.timeout, currency=settings.currency, reason=reason
     )
     payload.update(answer=outcome.result, reason=outcome.message)
     if outcome.approved_up_to is not None:
         payload["approvedUpTo"] = outcome.approved_up_to
     if outcome.result == "approved":
+        if budget == "ask":
+            _budget_approved(args.session, root, extra, settings.currency)
         return _result(args, payload, EXIT_OK, None)
     if outcome.result == "denied":
         return _result(args, payload, EXIT_DENIED, f"denied: {why}; {outcome.message}")

@@ -124,6 +124,7 @@ def _open(args: argparse.Namespace, settings: Settings) -> History:
     from mity_cost.core.history import History
 
     history = History()
+    history.apply_retention()
     if not getattr(args, "no_ingest", False):
         for root in _roots(args, settings):
             _, problems = history.ingest_root(root)
@@ -275,14 +276,21 @@ def _budget_add(args: argparse.Namespace) -> int:
 
     settings = _settings()
     try:
-        levels = tuple(int(v) for v in args.levels.split(",") if v.strip())
+        levels = (
+            tuple(int(v) for v in args.levels.split(",") if v.strip())
+            if args.levels
+            else settings.warning_levels
+        )
     except ValueError:
         raise ValueError(
             f"--levels must be whole percentages separated by commas, not {args.levels!r}"
         ) from None
+    target = args.target or None
+    if args.scope == "model" and target is not None:
+        target = _model_target(target)
     budget = Budget(
         scope=args.scope,
-        target=args.target or None,
+        target=target,
         period=args.period,
         amount=args.amount,
         currency=args.currency or settings.currency,
@@ -299,6 +307,33 @@ def _budget_add(args: argparse.Namespace) -> int:
             f"{budget.enforcement.replace('_', ' ')}\n"
         )
     return EXIT_OK
+
+
+_VARIANTS = (
+    "gpt52",
+    "gpt52pro",
+    "gpt5mini",
+    "gpt5nano",
+    "gpt41",
+    "gpt41mini",
+    "gpt41nano",
+    "claudeopus45",
+    "claudeopus41",
+    "claudesonnet45",
+    "claudesonnet4",
+)
+
+
+def _model_target(name: str) -> str:
+    """A model budget's target as the history keys it: a factory variant as given, ``tag:name`` as
+    given, anything else the way the factory would file it (``claude-opus-4.5`` -> ``claudeopus45``,
+    ``gpt-4o`` -> ``unknown:gpt-4o``)."""
+    if name in _VARIANTS or ":" in name:
+        return name
+    from mity_cost.core.factory import detect_model
+    from mity_cost.core.history import model_text
+
+    return model_text(detect_model(name)) or name
 
 
 def _latest_session(roots: Sequence[Path]) -> tuple[str, Path] | None:
@@ -329,7 +364,7 @@ def _live(
         if latest is None:
             return None, {}
         session_id = latest[0]
-    root, doc, _ = find_session_doc(session_id, roots)
+    root, doc, _, _ = find_session_doc(session_id, roots)
     if doc is None or root is None:
         return session_id, {}
     apps = AppResolver.for_root(root, read_runtime(root.joinpath(".mity", "chat", session_id)))
@@ -550,6 +585,7 @@ def _history_ingest(args: argparse.Namespace) -> int:
     added = 0
     all_problems: list[str] = []
     with History() as history:
+        history.apply_retention()
         for root in roots:
             count, problems = history.ingest_root(root)
             added += count
@@ -642,7 +678,7 @@ def _forecast(args: argparse.Namespace) -> int:
     session_id = args.session or (latest[0] if (latest := _latest_session(roots)) else None)
     burn = None
     if session_id is not None:
-        _, doc, problem = find_session_doc(session_id, roots)
+        _, doc, problem, _ = find_session_doc(session_id, roots)
         if doc is not None:
             burn = forecast.session_burn(doc, now, settings)
         elif problem:

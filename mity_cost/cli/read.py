@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterator, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +53,8 @@ from mity_cost.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from mity_cost.core.loading import LoadedFeature, LoadedSession, LoadError
     from mity_cost.core.settings import Settings
     from mity_cost.core.summary import Range
@@ -91,7 +92,7 @@ RETRY_DELAYS: tuple[float, ...] = (0.05, 0.1, 0.2)
 
 
 def _since(text: str) -> datetime:
-    from datetime import UTC
+    from datetime import UTC, datetime
 
     try:
         moment = datetime.fromisoformat(text.strip())

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from mity_cost.core.budgets import BudgetStatus
+from mity_cost.core.budgets import Budget, BudgetStatus, LiveSession, evaluate
 from mity_cost.core.history import History
 from mity_cost.core.money import CURRENCY_SYMBOLS, format_money
+from mity_cost.core.settings import Settings
 from mity_cost.core.thresholds import Severity, severity_for
 
 AlertKind = Literal["budget_warning", "budget_exceeded", "forecast_exceeded", "task_estimate_high"]
@@ -380,3 +381,33 @@ def task_estimate_alert(
         now=now,
         cooldown=cooldown,
     )
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """One pass of budget watching: where every budget stands and the alerts it raised."""
+
+    statuses: tuple[BudgetStatus, ...]
+    new_alerts: tuple[Alert, ...]
+    forecasts: dict[str, float]
+
+
+def refresh(
+    history: History,
+    budgets: Sequence[Budget],
+    settings: Settings,
+    live: Mapping[str, LiveSession] | None = None,
+    *,
+    session_id: str | None = None,
+    now: datetime | None = None,
+    cooldown: float = DEFAULT_COOLDOWN,
+) -> Refresh:
+    """Evaluate the budgets, project the calendar ones, raise and resolve alerts: what the tray runs
+    after taking a snapshot in (off the GUI thread).  Notify with :func:`take_unnotified`."""
+    from mity_cost.core.forecast import budget_forecasts
+
+    moment = now or datetime.now(UTC)
+    statuses = evaluate(budgets, history, moment, live, session_id=session_id, settings=settings)
+    forecasts = budget_forecasts(history, statuses, settings, moment)
+    raised = check(history, statuses, moment, forecasts=forecasts, cooldown=cooldown)
+    return Refresh(tuple(statuses), tuple(raised), forecasts)

@@ -14,11 +14,15 @@ Amounts are in the display currency.  LLM rows also carry the current list price
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+import re
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
+
+import numpy as np
 
 from mity_cost.core.documents import (
     CostEstimate,
@@ -28,23 +32,24 @@ from mity_cost.core.documents import (
     ModelName,
     execution_label,
     is_unknown_model,
-    model_key,
     model_label,
 )
 from mity_cost.core.loading import LoadedFeature, LoadedSession
 from mity_cost.core.prices import PriceBook
+from mity_cost.core.series import CallColumns, IntArray, call_columns
 from mity_cost.core.settings import Settings
 from mity_cost.core.state import SessionView
 from mity_cost.core.summary import ZERO, Range, group_executions, summarize, summarize_feature
 
-MAX_CHILD_ROWS = 200
+MAX_CHILD_ROWS = 100
 """At most this many calls (or runs) are listed one by one under a group; older ones are summed
 into one "earlier calls" row, so a 100,000-call session stays a tree a person can use."""
 
 DIFFERENCE_TOLERANCE = 0.10
 """The factory's figure and the list price differ noticeably beyond this fraction."""
 
-CATEGORIES: tuple[str, ...] = ("llm", "compute", "storage", "network", "misc")
+Category = Literal["llm", "compute", "storage", "network", "misc"]
+CATEGORIES: tuple[Category, ...] = ("llm", "compute", "storage", "network", "misc")
 CATEGORY_LABELS: dict[str, str] = {
     "llm": "LLM",
     "compute": "Compute",
@@ -108,7 +113,8 @@ class ListPrice:
             return False
         if self.factory <= 0:
             return self.amount > 0
-        return abs(self.amount - self.factory) > DIFFERENCE_TOLERANCE * self.factory
+        # The small relative slack keeps an exact 10 % (in binary floating point) from counting.
+        return abs(self.amount - self.factory) > DIFFERENCE_TOLERANCE * self.factory * (1 + 1e-9)
 
 
 def _combine(prices: Sequence[ListPrice | None]) -> ListPrice | None:
@@ -193,65 +199,164 @@ def same_shape(a: Node, b: Node) -> bool:
 
 # --- prices -----------------------------------------------------------------------------------
 
+_TIER_START = re.compile(r"above ([\d,]+) input tokens")
+_PROBE = (1000, 1000)
+
+
+@dataclass(frozen=True)
+class _ModelRates:
+    """How to price one model's calls fast: linear token rates up to ``linear_up_to`` input tokens
+    a call (None: any size); beyond that, or when ``linear`` is false, ask the price book exactly."""
+
+    priced: bool
+    linear: bool
+    input_per_mtok: float = 0.0
+    output_per_mtok: float = 0.0
+    linear_up_to: int | None = None
+    source: str = ""
+    as_of: str | None = None
+    matched_model: str | None = None
+    note: str = ""
+
 
 class _Pricer:
-    """Prices groups of records (via ``PriceBook.price_groups``) and single calls (via its rates)."""
+    """Current list prices of calls and groups of calls, in the display currency.
+
+    Prices are linear in tokens for most models, so a group is priced from its token sums with the
+    price book's ``rates``; a model whose price is not (tiers above some call size, per-request
+    fees) has each call above the tier, or each group, priced exactly (``quote`` /
+    ``price_groups``).  Linearity is checked against ``quote`` once per model.
+    """
 
     def __init__(self, book: PriceBook | None, settings: Settings) -> None:
         self._book = book
         self._usd = settings.convert(1.0, "USD")
-        self._call_price: dict[str, Callable[[int, int], float | None]] = {}
+        self._models: dict[str, _ModelRates] = {}
+        self.token = (id(book), self._usd)
+        """Identifies the prices a cached call row was built with."""
 
-    def group(self, records: Sequence[LlmUsageRecord], scale: float) -> ListPrice:
-        """The list price of records of one model."""
-        factory = math.fsum(r["cost"] for r in records) * scale
-        if self._book is None:
-            return ListPrice(None, factory, "no price data", note="the price book could not be loaded")
-        try:
-            groups = self._book.price_groups(records)
-        except Exception as exc:  # noqa: BLE001 - a price problem must never break the breakdown
-            return ListPrice(None, factory, "price book error", note=str(exc))
-        if not groups:
-            return ListPrice(None, factory, "no price data")
-        found = groups[0]
-        amount = None if found.current_cost is None else found.current_cost * self._usd
-        return ListPrice(amount, factory, found.source, found.as_of, found.matched_model, found.note)
+    def rates(self, key: str, model: ModelName) -> _ModelRates:
+        """The pricing plan of one model (cached)."""
+        found = self._models.get(key)
+        if found is None:
+            found = self._models[key] = self._plan(model)
+        return found
 
-    def call(self, record: LlmUsageRecord, scale: float) -> ListPrice:
-        """The list price of one call."""
-        model = record["model"]
-        key = model_key(model)
-        price = self._call_price.get(key)
-        if price is None:
-            price = self._call_price[key] = self._call_pricer(model)
-        factory = record["cost"] * scale
-        amount = price(record["inputTokens"], record["outputTokens"])
-        return ListPrice(None if amount is None else amount * self._usd, factory)
-
-    def _call_pricer(self, model: ModelName) -> Callable[[int, int], float | None]:
+    def _plan(self, model: ModelName) -> _ModelRates:
         book = self._book
         if book is None:
-            return lambda _i, _o: None
+            return _ModelRates(
+                False, False, source="no price data", note="the price book could not be loaded"
+            )
         try:
             rates = book.rates(model)
+            if rates is None:
+                quote = book.quote(model, *_PROBE)
+                return _ModelRates(False, False, source=quote.source, as_of=quote.as_of, note=quote.note)
+            plan = _ModelRates(
+                True,
+                True,
+                rates.input_per_mtok,
+                rates.output_per_mtok,
+                source=rates.source,
+                as_of=rates.as_of,
+                matched_model=rates.matched_model,
+            )
+            if rates.tier_note:
+                match = _TIER_START.search(rates.tier_note)
+                start = int(match.group(1).replace(",", "")) if match else None
+                plan = replace(plan, linear=start is not None, linear_up_to=start, note=rates.tier_note)
+            probe = book.quote(model, *_PROBE).price
+            if probe is None or not math.isclose(
+                probe, self._linear(plan, *_PROBE), rel_tol=1e-9, abs_tol=1e-15
+            ):
+                plan = replace(plan, linear=False)
+            return plan
+        except Exception as exc:  # noqa: BLE001 - a price problem must never break the breakdown
+            return _ModelRates(False, False, source="price book error", note=str(exc))
+
+    @staticmethod
+    def _linear(plan: _ModelRates, input_tokens: int, output_tokens: int) -> float:
+        return (input_tokens * plan.input_per_mtok + output_tokens * plan.output_per_mtok) / 1_000_000
+
+    def _exact(self, model: ModelName, input_tokens: int, output_tokens: int) -> float | None:
+        assert self._book is not None
+        try:
+            return self._book.quote(model, input_tokens, output_tokens).price
         except Exception:  # noqa: BLE001 - unpriced rather than broken
-            return lambda _i, _o: None
-        if rates is None:
-            return lambda _i, _o: None
-        if rates.tier_note is None:
-            rate_in, rate_out = rates.input_per_mtok, rates.output_per_mtok
-            return lambda i, o: (i * rate_in + o * rate_out) / 1_000_000
+            return None
 
-        def tiered(i: int, o: int) -> float | None:
-            try:
-                return book.quote(model, i, o).price
-            except Exception:  # noqa: BLE001 - unpriced rather than broken
-                return None
+    def _price(self, plan: _ModelRates, amount: float | None, factory: float) -> ListPrice:
+        return ListPrice(
+            None if amount is None else amount * self._usd,
+            factory,
+            plan.source,
+            plan.as_of,
+            plan.matched_model,
+            plan.note,
+        )
 
-        return tiered
+    def call(self, key: str, record: LlmUsageRecord, factory: float) -> ListPrice:
+        """The list price of one call."""
+        model = record["model"]
+        plan = self.rates(key, model)
+        tokens_in, tokens_out = record["inputTokens"], record["outputTokens"]
+        if not plan.priced:
+            return self._price(plan, None, factory)
+        if plan.linear and (plan.linear_up_to is None or tokens_in <= plan.linear_up_to):
+            return self._price(plan, self._linear(plan, tokens_in, tokens_out), factory)
+        return self._price(plan, self._exact(model, tokens_in, tokens_out), factory)
+
+    def group(
+        self, group: _Group, records: Sequence[LlmUsageRecord], columns: CallColumns, scale: float
+    ) -> ListPrice:
+        """The list price of some calls of one model."""
+        usage = group.usage
+        factory = usage.cost * scale
+        model = group.name
+        plan = self.rates(group.model, model)
+        if not plan.priced:
+            return self._price(plan, None, factory)
+        if plan.linear and plan.linear_up_to is None:
+            return self._price(plan, self._linear(plan, usage.input_tokens, usage.output_tokens), factory)
+        if plan.linear and plan.linear_up_to is not None:
+            big = group.indices[columns.input_tokens[group.indices] > plan.linear_up_to]
+            small_in = usage.input_tokens - int(columns.input_tokens[big].sum())
+            small_out = usage.output_tokens - int(columns.output_tokens[big].sum())
+            total: float | None = self._linear(plan, small_in, small_out)
+            for index in big:
+                record = records[int(index)]
+                price = self._exact(model, record["inputTokens"], record["outputTokens"])
+                total = None if price is None or total is None else total + price
+            return self._price(plan, total, factory)
+        assert self._book is not None
+        try:
+            groups = self._book.price_groups([records[int(i)] for i in group.indices])
+        except Exception as exc:  # noqa: BLE001 - unpriced rather than broken
+            return ListPrice(None, factory, "price book error", note=str(exc))
+        amount = groups[0].current_cost if groups else None
+        return self._price(plan, amount, factory)
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Usage:
+    """Sums over some LLM records."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def range(self, scale: float) -> Range:
+        total = self.cost * scale
+        return Range(total, total, total)
 
 
 def _local(when: datetime) -> str:
@@ -278,116 +383,212 @@ def _item_notes(item: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(notes)
 
 
-def _token_sum(records: Iterable[LlmUsageRecord]) -> int:
-    return sum(r["inputTokens"] + r["outputTokens"] for r in records)
+class CallCache:
+    """Call rows kept from one build of the tree to the next (a session's old calls do not change).
+
+    Owned by whoever rebuilds the tree (the details window); ``build_tree`` looks a call's row up
+    by everything that shows in it.  Bounded: the oldest rows are dropped first.
+    """
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._size = size
+        self._rows: OrderedDict[tuple[Any, ...], Node] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def get(self, key: tuple[Any, ...]) -> Node | None:
+        """The row built before for this key, if any."""
+        return self._rows.get(key)
+
+    def put(self, key: tuple[Any, ...], node: Node) -> None:
+        """Remember a row (dropping the oldest beyond the size)."""
+        self._rows[key] = node
+        if len(self._rows) > self._size:
+            self._rows.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every row (after a change of settings or prices)."""
+        self._rows.clear()
 
 
-def _llm_range(records: Sequence[LlmUsageRecord], scale: float) -> Range:
-    total = math.fsum(r["cost"] for r in records) * scale
-    return Range(total, total, total)
-
-
-def _call_node(record: LlmUsageRecord, key: str, scale: float, pricer: _Pricer) -> Node:
+def _call_node(
+    record: LlmUsageRecord, key: str, model: str, scale: float, pricer: _Pricer, cache: CallCache | None
+) -> Node:
     cost = record["cost"] * scale
+    cache_key: tuple[Any, ...] = ()
+    if cache is not None:
+        cache_key = (
+            key,
+            model,
+            cost,
+            record["inputTokens"],
+            record["outputTokens"],
+            record["timestamp"],
+            record.get("station"),
+            record.get("feature"),
+            pricer.token,
+        )
+        found = cache.get(cache_key)
+        if found is not None:
+            return found
     when = record["timestamp"]
     parts = [_local(when)]
-    if record.get("station"):
-        parts.append(str(record["station"]))
-    if record.get("feature"):
-        parts.append(str(record["feature"]))
     notes = [
         f"id {record['id']}",
         f"{record['inputTokens']:,} input + {record['outputTokens']:,} output tokens",
     ]
-    if record.get("station"):
-        notes.append(f"station: {record['station']}")
-    if record.get("feature"):
-        notes.append(f"feature: {record['feature']}")
+    for field_name in ("station", "feature"):
+        value = record.get(field_name)
+        if value:
+            parts.append(str(value))
+            notes.append(f"{field_name}: {value}")
     if key != record["id"]:
         notes.append("this id repeats: the factory counted the call more than once")
-    return Node(
+    node = Node(
         key=key,
         label=" · ".join(parts),
         kind="call",
         cost=Range(cost, cost, cost),
         tokens=record["inputTokens"] + record["outputTokens"],
         calls=1,
-        list_price=pricer.call(record, scale),
+        list_price=pricer.call(model, record, cost),
         notes=tuple(notes),
         when=when,
     )
+    if cache is not None:
+        cache.put(cache_key, node)
+    return node
 
 
-def _calls(records: Sequence[LlmUsageRecord], scale: float, pricer: _Pricer, limit: int) -> tuple[Node, ...]:
-    """The newest ``limit`` calls one by one, the rest summed in one "earlier calls" row."""
-    order = sorted(range(len(records)), key=lambda i: (records[i]["timestamp"], i), reverse=True)
-    seen: dict[str, int] = {}
-    keys = {i: _unique(records[i]["id"], seen) for i in range(len(records))}
-    shown = [_call_node(records[i], keys[i], scale, pricer) for i in order[:limit]]
-    rest = [records[i] for i in order[limit:]]
-    if rest:
-        shown.append(
+_EARLIER = "earlier"
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Some calls of one model: their record indices (file order) and sums."""
+
+    model: str
+    name: ModelName
+    indices: IntArray
+    usage: _Usage
+
+
+def _usage(columns: CallColumns, indices: IntArray) -> _Usage:
+    return _Usage(
+        int(indices.size),
+        int(columns.input_tokens[indices].sum()),
+        int(columns.output_tokens[indices].sum()),
+        float(columns.cost[indices].sum()),
+    )
+
+
+def _agent_node(
+    agent: str,
+    group: _Group,
+    records: Sequence[LlmUsageRecord],
+    columns: CallColumns,
+    context: _Context,
+) -> Node:
+    """An agent's calls: the last ``limit`` recorded listed newest first, the rest summed in one row."""
+    limit, scale, pricer = context.limit, context.scale, context.pricer
+    indices = group.indices
+    shown = [records[int(i)] for i in indices[-limit:]] if limit > 0 else []
+    shown.sort(key=lambda r: r["timestamp"], reverse=True)
+    seen: dict[str, int] = {_EARLIER: 1}  # an id spelled "earlier" must not take the summary row's key
+    children = [
+        _call_node(r, _unique(r["id"], seen), group.model, scale, pricer, context.cache) for r in shown
+    ]
+    rest = indices[: max(0, int(indices.size) - limit)]
+    if rest.size:
+        rest_group = _Group(group.model, group.name, rest, _usage(columns, rest))
+        children.append(
             Node(
-                key="earlier",
-                label=f"{len(rest):,} earlier calls",
+                key=_EARLIER,
+                label=f"{rest.size:,} earlier calls",
                 kind="earlier",
-                cost=_llm_range(rest, scale),
-                tokens=_token_sum(rest),
-                calls=len(rest),
-                list_price=pricer.group(rest, scale),
-                notes=(f"only the newest {limit} calls are listed one by one",),
+                cost=rest_group.usage.range(scale),
+                tokens=rest_group.usage.tokens,
+                calls=rest_group.usage.calls,
+                list_price=pricer.group(rest_group, records, columns, scale),
+                notes=(f"only the last {limit} calls are listed one by one",),
             )
         )
-    return tuple(shown)
+    return Node(
+        key=agent,
+        label=agent,
+        kind="agent",
+        cost=group.usage.range(scale),
+        tokens=group.usage.tokens,
+        calls=group.usage.calls,
+        list_price=pricer.group(group, records, columns, scale),
+        children=tuple(children),
+    )
+
+
+@dataclass(frozen=True)
+class _Context:
+    scale: float
+    pricer: _Pricer
+    limit: int
+    cache: CallCache | None
 
 
 # --- sections -----------------------------------------------------------------------------------
 
 
-def _llm_section(
-    session: LoadedSession, settings: Settings, scale: float, pricer: _Pricer, limit: int
-) -> Node:
+def _by_model_and_agent(columns: CallColumns) -> dict[int, dict[int, IntArray]]:
+    """Record indices (file order) per model code and agent code."""
+    agents = max(len(columns.agents), 1)
+    codes = columns.model * agents + columns.agent
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes, minlength=len(columns.model_keys) * agents)
+    found: dict[int, dict[int, IntArray]] = {}
+    start = 0
+    for code in np.flatnonzero(counts):
+        end = start + int(counts[code])
+        model, agent = divmod(int(code), agents)
+        found.setdefault(model, {})[agent] = order[start:end]
+        start = end
+    return found
+
+
+def _llm_section(session: LoadedSession, settings: Settings, context: _Context) -> Node:
     doc = session.doc
     records = doc["llmUsage"]
-    by_model: dict[str, dict[str, list[LlmUsageRecord]]] = {}
-    models: dict[str, ModelName] = {}
-    for record in records:
-        key = model_key(record["model"])
-        models.setdefault(key, record["model"])
-        agent = record.get("agent") or "(none)"
-        by_model.setdefault(key, {}).setdefault(str(agent), []).append(record)
+    columns = call_columns(session)
+    scale = context.scale
     model_nodes = []
-    for key, agents in by_model.items():
-        agent_nodes = []
-        for agent, agent_records in agents.items():
-            agent_nodes.append(
-                Node(
-                    key=agent,
-                    label=agent,
-                    kind="agent",
-                    cost=_llm_range(agent_records, scale),
-                    tokens=_token_sum(agent_records),
-                    calls=len(agent_records),
-                    list_price=pricer.group(agent_records, scale),
-                    children=_calls(agent_records, scale, pricer, limit),
-                )
+    for model_code, agents in _by_model_and_agent(columns).items():
+        key = columns.model_keys[model_code]
+        agent_nodes = [
+            _agent_node(
+                columns.agents[agent_code],
+                _Group(key, columns.models[model_code], indices, _usage(columns, indices)),
+                records,
+                columns,
+                context,
             )
+            for agent_code, indices in agents.items()
+        ]
         agent_nodes.sort(key=lambda n: (-(n.cost or ZERO).expected, n.label))
-        model = models[key]
+        model = columns.models[model_code]
         notes = []
         if is_unknown_model(model):
             notes.append(
                 f"the factory did not recognise '{model_label(model)}' and charged its fallback price"
             )
+        indices = np.flatnonzero(columns.model == model_code)
+        usage = _usage(columns, indices)
         children = tuple(agent_nodes)
         model_nodes.append(
             Node(
                 key=key,
                 label=model_label(model),
                 kind="model",
-                cost=sum((n.cost or ZERO for n in children), ZERO),
-                tokens=sum(n.tokens or 0 for n in children),
-                calls=sum(n.calls or 0 for n in children),
+                cost=usage.range(scale),
+                tokens=usage.tokens,
+                calls=usage.calls,
                 list_price=_combine([n.list_price for n in children]),
                 notes=tuple(notes),
                 children=children,
@@ -400,13 +601,14 @@ def _llm_section(
         notes.append("LLM costs are left out of the totals (MITY_COST_LLM_ENABLED is false)")
     if not session.consistency.consistent:
         notes.append(f"inconsistent: {session.consistency.describe()}; the ledger's figure is shown")
+    total = _usage(columns, np.arange(len(columns), dtype=np.int64))
     return Node(
         key="llm",
         label="LLM",
         kind="section",
         cost=ledger,
-        tokens=_token_sum(records),
-        calls=len(records),
+        tokens=total.tokens,
+        calls=total.calls,
         list_price=_combine([n.list_price for n in model_nodes]),
         notes=tuple(notes),
         children=tuple(model_nodes),
@@ -610,7 +812,10 @@ def session_features(view: SessionView, features: Iterable[LoadedFeature]) -> li
 
 
 def _features_section(
-    view: SessionView, session: LoadedSession, features: Iterable[LoadedFeature], settings: Settings,
+    view: SessionView,
+    session: LoadedSession,
+    features: Iterable[LoadedFeature],
+    settings: Settings,
     feature_errors: int,
 ) -> Node:
     by_app: dict[str, list[tuple[str, FeatureCostDelta]]] = {}
@@ -673,6 +878,7 @@ def build_tree(
     *,
     max_rows: int = MAX_CHILD_ROWS,
     feature_errors: int = 0,
+    cache: CallCache | None = None,
 ) -> Node:
     """The breakdown of one session; a childless root when it has no good state yet."""
     session = view.loaded
@@ -680,9 +886,9 @@ def build_tree(
         return Node(key="", label=view.session_id, kind="session")
     doc = session.doc
     scale = settings.convert(1.0, doc["currency"])
-    pricer = _Pricer(prices, settings)
+    context = _Context(scale, _Pricer(prices, settings), max_rows, cache)
     sections = [
-        _llm_section(session, settings, scale, pricer, max_rows),
+        _llm_section(session, settings, context),
         _compute_section(view, session, scale, max_rows),
     ]
     other = _other_section(session, scale)

@@ -17,6 +17,7 @@ Stdlib only.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
 from mity_cost.core import paths
 from mity_cost.core.atomic import locked, write_json_atomic
@@ -42,6 +43,7 @@ from mity_cost.core.thresholds import Level, clean_levels, crossed, level_for
 
 if TYPE_CHECKING:
     from mity_cost.core.history import Dimension
+    from mity_cost.core.state import Snapshot
 
 Scope = Literal["overall", "app", "session", "agent", "model", "provider"]
 Period = Literal["session", "day", "week", "month"]
@@ -286,11 +288,28 @@ def live_session(
         if (m := model_text(r.get("model")))
     )
     if app is None and root is not None:
-        app = AppResolver.for_root(root).app_for(None)
+        from mity_cost.core.history import read_runtime
+        from mity_cost.core.layout import safe_name
+
+        runtime = read_runtime(root.joinpath(".mity", "chat", session_id)) if safe_name(session_id) else None
+        app = AppResolver.for_root(root, runtime).app_for(None)
     calls = len(records) if isinstance(records, list) else 0
     return LiveSession(
         session_id, Totals(*total, calls), str(currency), app, models if llm_enabled else frozenset()
     )
+
+
+def live_sessions(snapshot: Snapshot, settings: Settings) -> dict[str, LiveSession]:
+    """The :class:`LiveSession` of every loaded session of a watcher snapshot (for :func:`evaluate`)."""
+    out: dict[str, LiveSession] = {}
+    for view in snapshot.sessions:
+        if view.loaded is None:
+            continue
+        app = AppResolver.for_root(view.root, view.runtime).app_for(None)
+        live = live_session(view.loaded.doc, llm_enabled=settings.llm_enabled, app=app)
+        if live is not None:
+            out.setdefault(live.session_id, live)
+    return out
 
 
 def _item(value: object) -> tuple[float, float, float] | None:
@@ -331,6 +350,61 @@ def default_pricer() -> Callable[[str], bool]:
             return book[0].quote(model_value(model), 1000, 1000).price is not None
         except Exception:  # noqa: BLE001 - a price book failure must not look like a price
             return False
+
+    return is_priced
+
+
+def _price_stamp() -> str:
+    """What the price answers depend on: the installed genai-prices and the user's override file."""
+    import importlib.util
+    import os
+
+    parts: list[str] = []
+    try:
+        spec = importlib.util.find_spec("genai_prices")
+        origin = spec.origin if spec is not None else None
+        folder = os.path.dirname(origin) if origin else None
+        parts.append(f"{folder}:{os.stat(folder).st_mtime_ns}" if folder else "no genai-prices")
+    except (ImportError, ValueError, OSError):
+        parts.append("no genai-prices")
+    try:
+        info = paths.price_override_file().stat()
+        parts.append(f"{info.st_size}:{info.st_mtime_ns}")
+    except OSError:
+        parts.append("no overrides")
+    return "|".join(parts)
+
+
+def cached_pricer(history: History, fallback: Callable[[str], bool] | None = None) -> Callable[[str], bool]:
+    """:func:`default_pricer` with its answers kept in the history, so a command does not load the
+    price book for models it has already asked about.  The answers are dropped when genai-prices or
+    the override file changes."""
+    from mity_cost.core.history import HistoryError
+
+    base = fallback or default_pricer()
+    stamp = _price_stamp()
+    try:
+        if history.get_meta("priced_stamp") != stamp:
+            with history.transaction() as db:
+                db.execute("DELETE FROM meta WHERE key LIKE 'priced:%'")
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('priced_stamp', ?)", (stamp,))
+    except HistoryError:
+        return base
+
+    def is_priced(model: str) -> bool:
+        if ":" not in model:
+            return base(model)
+        key = f"priced:{model}"
+        try:
+            known = history.get_meta(key)
+        except HistoryError:
+            known = None
+        if known is not None:
+            return known == "1"
+        answer = base(model)
+        with contextlib.suppress(HistoryError):
+            history.set_meta(key, "1" if answer else "0")
+        return answer
 
     return is_priced
 
@@ -450,7 +524,7 @@ def evaluate(
     if session_id is not None and session_id not in live:
         sessions.append(session_id)
     kinds = ("llm", "execution") if settings.llm_enabled else ("execution",)
-    pricer = is_priced or default_pricer()
+    pricer = is_priced or cached_pricer(history)
     statuses: list[BudgetStatus] = []
     for budget in budgets:
         per_session = budget.scope == "session" or budget.period == "session"
@@ -659,13 +733,12 @@ def gate_verdict(
             continue
         approved = approvals.get((status.key, status.period_key))
         covered = approved is not None and projected <= approved
-        if status.unpriced and budget.enforcement != "warn" and not covered:
-            models = ", ".join(status.unpriced_models)
-            ask.append(
-                (status, f"{label} counts records with no known price ({models}): {money} is not reliable")
-            )
-        elif over and budget.enforcement == "require_confirmation" and not covered:
-            ask.append((status, f"{label} would be exceeded: {money} (needs confirmation)"))
+        unpriced = f"counts records with no known price ({', '.join(status.unpriced_models)})"
+        if over and budget.enforcement == "require_confirmation" and not covered:
+            note = f"; it {unpriced}" if status.unpriced else ""
+            ask.append((status, f"{label} would be exceeded: {money} (needs confirmation){note}"))
+        elif status.unpriced and budget.enforcement != "warn" and not covered:
+            ask.append((status, f"{label} {unpriced}: {money} is not reliable"))
         elif over:
             warnings.append(f"{label} exceeded: {money}")
         elif status.reached:
@@ -724,10 +797,20 @@ def approve(
 # --------------------------------------------------------------------------- one session, end to end
 
 
-def find_session_doc(
-    session_id: str, roots: Sequence[Path]
-) -> tuple[Path | None, dict[str, Any] | None, str | None]:
-    """(root, raw document, problem) of a session under the first root that has it."""
+class FoundSession(NamedTuple):
+    """A session's ``cost.json`` read as raw JSON (``doc`` is ``None`` when it could not be)."""
+
+    root: Path | None
+    doc: dict[str, Any] | None
+    problem: str | None
+    stamp: tuple[int, int] | None
+    """``(size, mtime_ns)`` of the file, taken before reading it."""
+
+
+def find_session_doc(session_id: str, roots: Sequence[Path]) -> FoundSession:
+    """Read a session's ``cost.json`` (stdlib, bounded) under the first root that has it."""
+    import os
+
     from mity_cost.core.layout import session_path
     from mity_cost.core.quick import QuickError, parse_json, read_bytes
 
@@ -735,17 +818,19 @@ def find_session_doc(
         try:
             path = session_path(root, session_id)
         except ValueError as exc:
-            return None, None, str(exc)
-        if not path.exists():
+            return FoundSession(None, None, str(exc), None)
+        try:
+            info = os.stat(path)
+        except OSError:
             continue
         try:
             doc = parse_json(read_bytes(path), path)
         except QuickError as exc:
-            return root, None, exc.describe()
+            return FoundSession(root, None, exc.describe(), None)
         if not isinstance(doc, dict) or doc.get("sessionId") not in (session_id, path.parent.name):
-            return root, None, f"{path}: not this session's cost file"
-        return root, doc, None
-    return None, None, None
+            return FoundSession(root, None, f"{path}: not this session's cost file", None)
+        return FoundSession(root, doc, None, (info.st_size, info.st_mtime_ns))
+    return FoundSession(None, None, None, None)
 
 
 def check_session(
@@ -785,13 +870,13 @@ def check_session(
         action: Action = "ask" if enforcing else "pass"
         return Verdict(action, f"budgets cannot be checked: {exc}")
     try:
-        root, doc, problem = find_session_doc(session_id, roots)
+        root, doc, problem, stamp = find_session_doc(session_id, roots)
         live: dict[str, LiveSession] = {}
         problems = list(found.problems)
         if doc is not None and root is not None:
             session_dir = root.joinpath(".mity", "chat", session_id)
             apps = AppResolver.for_root(root, read_runtime(session_dir))
-            store.ingest_document(doc, root, apps=apps, now=moment)
+            store.ingest_document(doc, root, apps=apps, now=moment, file_stamp=stamp)
             current = live_session(doc, llm_enabled=settings.llm_enabled, app=apps.app_for(None))
             if current is not None:
                 live[session_id] = current

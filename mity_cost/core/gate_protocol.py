@@ -3,7 +3,9 @@
 A Unix socket in this user's runtime folder (``core.paths.runtime_dir()``, mode 0700), carrying one
 newline-terminated JSON request and one answer per connection, each at most ``MAX_MESSAGE_BYTES``:
 
-- request: ``{"v": 1, "id", "sessionId", "root", "estimate", "operation", "currency"}``
+- request: ``{"v": 1, "id", "sessionId", "root", "estimate", "operation", "currency", "reason"?}``
+  (``reason``: why the gate asks although the threshold allows it, e.g. a budget; such a request
+  is always put to the user)
 - answer: ``{"v": 1, "id", "answer": "approved" | "denied", "approvedUpTo"?, "currency"?, "message"?}``
 
 Both sides check who is at the other end: the client refuses a folder or socket that is not this
@@ -207,10 +209,11 @@ class GateRequest:
     estimate: float
     operation: str = ""
     currency: str = "USD"
+    reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The wire document."""
-        return {
+        doc: dict[str, Any] = {
             "v": PROTOCOL_VERSION,
             "id": self.id,
             "sessionId": self.session_id,
@@ -219,6 +222,9 @@ class GateRequest:
             "operation": self.operation,
             "currency": self.currency,
         }
+        if self.reason:
+            doc["reason"] = self.reason
+        return doc
 
 
 @dataclass(frozen=True)
@@ -295,6 +301,9 @@ def parse_request(line: bytes) -> GateRequest:
     operation = doc.get("operation", "")
     if not isinstance(operation, str) or len(operation) > 4 * MAX_OPERATION_CHARS:
         raise ProtocolError("operation is not a short text")
+    reason = doc.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > 4 * MAX_OPERATION_CHARS:
+        raise ProtocolError("reason is not a short text")
     currency = doc.get("currency", "USD")
     if currency not in CURRENCIES:
         raise ProtocolError(f"currency {currency!r} is not USD or EUR")
@@ -305,6 +314,7 @@ def parse_request(line: bytes) -> GateRequest:
         estimate=_amount(doc.get("estimate"), "estimate"),
         operation=_clean_text(operation, MAX_OPERATION_CHARS),
         currency=currency,
+        reason=_clean_text(reason, MAX_OPERATION_CHARS),
     )
 
 
@@ -381,9 +391,14 @@ class Outcome:
 
 
 def new_request(
-    session_id: str, root: Path | str, estimate: float, operation: str = "", currency: str = "USD"
+    session_id: str,
+    root: Path | str,
+    estimate: float,
+    operation: str = "",
+    currency: str = "USD",
+    reason: str = "",
 ) -> GateRequest:
-    """A request with a fresh id (the root made absolute, the operation cleaned)."""
+    """A request with a fresh id (the root made absolute, the texts cleaned)."""
     return GateRequest(
         id=uuid.uuid4().hex,
         session_id=session_id,
@@ -391,6 +406,7 @@ def new_request(
         estimate=float(estimate),
         operation=_clean_text(operation, MAX_OPERATION_CHARS),
         currency=currency,
+        reason=_clean_text(reason, MAX_OPERATION_CHARS),
     )
 
 
@@ -475,9 +491,13 @@ def ask_detailed(
     timeout: float = DEFAULT_TIMEOUT,
     *,
     currency: str = "USD",
+    reason: str = "",
     path: Path | None = None,
 ) -> Outcome:
     """Ask the running app to approve ``estimate`` more on a session; wait at most ``timeout`` seconds.
+
+    ``reason`` says why the gate asks although the threshold would allow it (a budget); the app then
+    always puts the question to the user.
 
     Never raises for anything the other side does: every failure is ``no-app`` or ``timeout``,
     which callers treat as "no".
@@ -488,7 +508,7 @@ def ask_detailed(
     if not math.isfinite(estimate) or estimate < 0:
         raise ValueError(f"estimate must be a finite amount >= 0, not {estimate!r}")
     deadline = time.monotonic() + max(timeout, 0.0)
-    request = new_request(session_id, root, estimate, operation, currency)
+    request = new_request(session_id, root, estimate, operation, currency, reason)
     connected = _connect(path or socket_path(), deadline)
     if isinstance(connected, Outcome):
         return connected
@@ -504,7 +524,11 @@ def ask(
     timeout: float = DEFAULT_TIMEOUT,
     *,
     currency: str = "USD",
+    reason: str = "",
     path: Path | None = None,
 ) -> AskResult:
     """``"approved"``, ``"denied"``, ``"timeout"`` or ``"no-app"`` (see :func:`ask_detailed`)."""
-    return ask_detailed(session_id, root, estimate, operation, timeout, currency=currency, path=path).result
+    outcome = ask_detailed(
+        session_id, root, estimate, operation, timeout, currency=currency, reason=reason, path=path
+    )
+    return outcome.result

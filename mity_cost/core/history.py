@@ -8,9 +8,9 @@ crash for the price of one fsync per batch, which is cheap at our batch rate.)
 
 Records are keyed by a unique ``uid``: ``llm:<record id>``, or a content hash for executions (which
 have no id: session + index + content) and for id-less LLM records.  ``INSERT OR IGNORE`` on that
-key makes taking in the same session again harmless.  A trigger keeps a ``daily`` roll-up (one row
-per day, dimension, value, kind and currency) in the same transaction, so reports and budgets read a
-few thousand rows instead of every record.  Days are calendar days in the history's time zone
+key makes taking in the same session again harmless.  The same transaction adds the new records to
+a ``daily`` roll-up (one row per day, dimension, value, kind and currency), so reports and budgets
+read a few thousand rows instead of every record.  Days are calendar days in the history's time zone
 (the machine's local zone by default).
 
 Stdlib only (``sqlite3``), so the command line's budget check starts fast.
@@ -75,6 +75,11 @@ _COLUMNS = (
 )
 
 
+_INSERT_SQL = (
+    f"INSERT OR IGNORE INTO records ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+)
+
+
 class HistoryError(Exception):
     """The history database cannot be opened or written (locked, corrupt, from a newer version)."""
 
@@ -111,7 +116,6 @@ def _migration_1(db: sqlite3.Connection) -> None:
         )"""
     )
     db.execute("CREATE INDEX records_session ON records (session_id, ts)")
-    db.execute("CREATE INDEX records_day ON records (day)")
     db.execute("CREATE INDEX records_model ON records (model, day)")
     db.execute(
         """CREATE TABLE sessions (
@@ -135,46 +139,44 @@ def _migration_1(db: sqlite3.Connection) -> None:
 
 _ROLLUP_DIMS: tuple[tuple[str, str], ...] = (
     ("overall", "''"),
-    ("model", "COALESCE(NEW.model, '')"),
-    ("provider", "NEW.provider"),
-    ("agent", "COALESCE(NEW.agent, '')"),
-    ("station", "COALESCE(NEW.station, '')"),
-    ("feature", "COALESCE(NEW.feature, '')"),
-    ("app", "COALESCE(NEW.app, '')"),
+    ("model", "COALESCE(model, '')"),
+    ("provider", "provider"),
+    ("agent", "COALESCE(agent, '')"),
+    ("station", "COALESCE(station, '')"),
+    ("feature", "COALESCE(feature, '')"),
+    ("app", "COALESCE(app, '')"),
 )
+"""Each dimension of the roll-up and the record expression that gives its value."""
 
-
-def _rollup_trigger_sql() -> str:
-    body = "".join(
-        f"""
-        INSERT INTO daily VALUES (NEW.day, '{dim}', {value}, NEW.kind, NEW.currency, 1,
-            NEW.input_tokens, NEW.output_tokens, NEW.cost_min, NEW.cost_expected, NEW.cost_max)
-        ON CONFLICT DO UPDATE SET calls = calls + 1,
+_ROLLUP_ADD = tuple(
+    f"""INSERT INTO daily
+        SELECT day, '{dim}', {value}, kind, currency, COUNT(*), SUM(input_tokens), SUM(output_tokens),
+               SUM(cost_min), SUM(cost_expected), SUM(cost_max)
+        FROM records WHERE id > ? GROUP BY day, {value}, kind, currency
+        ON CONFLICT DO UPDATE SET calls = calls + excluded.calls,
             input_tokens = input_tokens + excluded.input_tokens,
             output_tokens = output_tokens + excluded.output_tokens,
             cost_min = cost_min + excluded.cost_min,
             cost_expected = cost_expected + excluded.cost_expected,
-            cost_max = cost_max + excluded.cost_max;"""
-        for dim, value in _ROLLUP_DIMS
-    )
-    return f"CREATE TRIGGER records_rollup AFTER INSERT ON records BEGIN {body}\nEND"
+            cost_max = cost_max + excluded.cost_max"""
+    for dim, value in _ROLLUP_DIMS
+)
+"""Add the records after a given id to the roll-up (run in the transaction that inserted them)."""
+
+
+def _roll_up(db: sqlite3.Connection, after_id: int) -> None:
+    for statement in _ROLLUP_ADD:
+        db.execute(statement, (after_id,))
 
 
 def _rebuild_rollup(db: sqlite3.Connection) -> None:
     """Recompute the ``daily`` roll-up from the records (migration back-fill, repair)."""
     db.execute("DELETE FROM daily")
-    for dim, value in _ROLLUP_DIMS:
-        column = value.replace("NEW.", "")
-        db.execute(
-            f"""INSERT INTO daily
-                SELECT day, '{dim}', {column}, kind, currency, COUNT(*), SUM(input_tokens),
-                       SUM(output_tokens), SUM(cost_min), SUM(cost_expected), SUM(cost_max)
-                FROM records GROUP BY day, {column}, kind, currency"""
-        )
+    _roll_up(db, -1)
 
 
 def _migration_2(db: sqlite3.Connection) -> None:
-    """The daily roll-up, kept by a trigger, back-filled from the records already there."""
+    """The daily roll-up (kept in the transaction that inserts records), back-filled from the records."""
     db.execute(
         """CREATE TABLE daily (
             day TEXT NOT NULL,
@@ -191,7 +193,6 @@ def _migration_2(db: sqlite3.Connection) -> None:
             PRIMARY KEY (dim, day, value, kind, currency)
         ) WITHOUT ROWID"""
     )
-    db.execute(_rollup_trigger_sql())
     _rebuild_rollup(db)
 
 
@@ -225,7 +226,24 @@ def _migration_3(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migration_1, _migration_2, _migration_3)
+def _migration_4(db: sqlite3.Connection) -> None:
+    """How far each session file was taken in, so an unchanged file is skipped and a grown one is
+    read from where the last pass stopped, from any process."""
+    for column in (
+        "file_size INTEGER",
+        "file_mtime_ns INTEGER",
+        "llm_seen INTEGER NOT NULL DEFAULT 0",
+        "last_llm_id TEXT",
+    ):
+        db.execute(f"ALTER TABLE sessions ADD COLUMN {column}")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _migration_1,
+    _migration_2,
+    _migration_3,
+    _migration_4,
+)
 """Ordered; ``PRAGMA user_version`` is the number applied.  Never edit one that shipped: append."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -707,7 +725,7 @@ class History:
         self.path = path or default_path()
         self.tz = tz
         self._lock = threading.RLock()
-        self._ingested: dict[str, tuple[int, int, int, str | None, int]] = {}
+        self._days: dict[int, str] = {}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
@@ -753,6 +771,10 @@ class History:
                 raise HistoryError(f"the history is busy or unusable: {exc}") from exc
             try:
                 yield self._db
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise HistoryError(f"could not write to the history: {exc}") from exc
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
@@ -788,6 +810,17 @@ class History:
         if self.tz is None:
             return datetime.fromtimestamp(ts).date()
         return datetime.fromtimestamp(ts, self.tz).date()
+
+    def _day_text(self, ts: float) -> str:
+        """:meth:`day_of` as ``YYYY-MM-DD``, cached per quarter hour (every zone offset is a multiple
+        of 15 minutes, so a day never changes inside one)."""
+        bucket = int(ts // 900)
+        found = self._days.get(bucket)
+        if found is None:
+            if len(self._days) > 100_000:
+                self._days.clear()
+            found = self._days[bucket] = self.day_of(bucket * 900.0).isoformat()
+        return found
 
     def today(self, now: datetime | None = None) -> date:
         """Today in the history's zone."""
@@ -846,7 +879,7 @@ class History:
         limit = cutoff.isoformat() if cutoff else ""
         values = []
         for row in rows:
-            day = self.day_of(row.ts).isoformat()
+            day = self._day_text(row.ts)
             if day < limit:
                 continue
             values.append((*_row_values(row), day, row.dated_by, seen_at))
@@ -856,13 +889,17 @@ class History:
             return self._insert(db, values)
 
     def _insert(self, db: sqlite3.Connection, values: list[tuple[Any, ...]]) -> int:
+        """Insert the new ones among ``values`` and add them to the roll-up; returns how many.
+
+        New rows get ids above the current maximum (``INTEGER PRIMARY KEY`` without AUTOINCREMENT),
+        and the transaction is the only writer, so ``id > before`` is exactly this batch.
+        """
         before = db.execute("SELECT COALESCE(MAX(id), 0) FROM records").fetchone()[0]
-        db.executemany(
-            f"INSERT OR IGNORE INTO records ({', '.join(_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(_COLUMNS))})",
-            values,
-        )
-        return int(db.execute("SELECT COUNT(*) FROM records WHERE id > ?", (before,)).fetchone()[0])
+        db.executemany(_INSERT_SQL, values)
+        added = int(db.execute("SELECT COUNT(*) FROM records WHERE id > ?", (before,)).fetchone()[0])
+        if added:
+            _roll_up(db, before)
+        return added
 
     def ingest_document(
         self,
@@ -872,12 +909,13 @@ class History:
         apps: AppResolver | None = None,
         execution_seen_at: Sequence[float] = (),
         now: datetime | None = None,
-        cache_key: tuple[str, int, int] | None = None,
+        file_stamp: tuple[int, int] | None = None,
     ) -> int:
         """Take in one session document (validated or raw JSON); returns the number of new records.
 
-        With ``cache_key`` (``(key, mtime_ns, size)``) an unchanged file is skipped, and a file that only
-        grew is read from where the last call stopped.
+        With ``file_stamp`` (the file's ``(size, mtime_ns)``, taken *before* reading it) a file that
+        has not changed since it was last taken in is skipped.  Either way, when the records the last
+        pass ended with are still in place, only the records after them are looked at.
         """
         session_id = _text(doc.get("sessionId"))
         if session_id is None:
@@ -886,16 +924,19 @@ class History:
         executions = doc.get("executionCosts")
         n_llm = len(records) if isinstance(records, list) else 0
         n_exec = len(executions) if isinstance(executions, list) else 0
-        last_id = _last_id(records)
+        known = self.query(
+            "SELECT file_size, file_mtime_ns, llm_seen, last_llm_id FROM sessions WHERE session_id = ?",
+            (session_id,),
+        )
         llm_from = 0
-        if cache_key is not None:
-            known = self._ingested.get(cache_key[0])
-            if known is not None and known[:2] == cache_key[1:]:
+        if known:
+            size, mtime_ns, seen, last = known[0]
+            if file_stamp is not None and (size, mtime_ns) == tuple(file_stamp):
                 return 0
-            if known is not None and n_llm >= known[2] and known[2] > 0 and n_exec == known[4]:
-                previous = records[known[2] - 1] if isinstance(records, list) else None
-                if isinstance(previous, Mapping) and previous.get("id") == known[3]:
-                    llm_from = known[2]
+            if 0 < seen <= n_llm and isinstance(records, list):
+                previous = records[seen - 1]
+                if isinstance(previous, Mapping) and last is not None and previous.get("id") == last:
+                    llm_from = seen
         when = now or datetime.now().astimezone()
         seen_at = when.timestamp()
         resolver = apps or AppResolver.for_root(root, read_runtime(_session_dir(doc, root)))
@@ -906,14 +947,17 @@ class History:
         limit = cutoff.isoformat() if cutoff else ""
         values = []
         for row in rows:
-            day = self.day_of(row.ts).isoformat()
+            day = self._day_text(row.ts)
             if day >= limit:
                 values.append((*_row_values(row), day, row.dated_by, seen_at))
         with self.transaction() as db:
             added = self._insert(db, values) if values else 0
             self._upsert_session(db, doc, session_id, root, resolver.app_for(None), seen_at, n_llm, n_exec)
-        if cache_key is not None:
-            self._ingested[cache_key[0]] = (cache_key[1], cache_key[2], n_llm, last_id, n_exec)
+            db.execute(
+                """UPDATE sessions SET file_size = ?, file_mtime_ns = ?, llm_seen = ?, last_llm_id = ?
+                   WHERE session_id = ?""",
+                (*(file_stamp or (None, None)), n_llm, _last_id(records), session_id),
+            )
         return added
 
     def _upsert_session(
@@ -935,7 +979,7 @@ class History:
         updated_text = updated.isoformat() if isinstance(updated, datetime) else _text(updated)
         low, mid, high = total or (0.0, 0.0, 0.0)
         db.execute(
-            """INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            f"""INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (session_id) DO UPDATE SET root = excluded.root,
                    app = COALESCE(excluded.app, sessions.app), currency = excluded.currency,
                    last_seen = excluded.last_seen, ledger_min = excluded.ledger_min,
@@ -959,6 +1003,11 @@ class History:
             ),
         )
 
+    def _unchanged(self, session_id: str, stamp: tuple[int, int]) -> bool:
+        """The session's file was taken in at exactly this ``(size, mtime_ns)``."""
+        rows = self.query("SELECT file_size, file_mtime_ns FROM sessions WHERE session_id = ?", (session_id,))
+        return bool(rows) and tuple(rows[0]) == tuple(stamp)
+
     def ingest_session(
         self,
         loaded: LoadedSession,
@@ -969,11 +1018,13 @@ class History:
         now: datetime | None = None,
     ) -> int:
         """Take in a loaded session's records (once each); returns how many were new."""
+        stamp = (loaded.size, loaded.mtime_ns) if loaded.mtime_ns else None
+        if stamp is not None and self._unchanged(loaded.session_id, stamp):
+            return 0
         session_dir = loaded.path.parent if loaded.path else _session_dir(loaded.doc, root)
         apps = AppResolver.for_root(root, runtime if runtime is not None else read_runtime(session_dir))
-        key = (f"{root}\0{loaded.session_id}", loaded.mtime_ns, loaded.size) if loaded.mtime_ns else None
         return self.ingest_document(
-            loaded.doc, root, apps=apps, execution_seen_at=execution_seen_at, now=now, cache_key=key
+            loaded.doc, root, apps=apps, execution_seen_at=execution_seen_at, now=now, file_stamp=stamp
         )
 
     def ingest_snapshot(self, snapshot: Snapshot, now: datetime | None = None) -> int:
@@ -999,6 +1050,12 @@ class History:
         added = 0
         problems: list[str] = []
         for found in session_files(root):
+            try:
+                info = found.path.stat()
+            except OSError:
+                continue
+            if self._unchanged(found.folder, (info.st_size, info.st_mtime_ns)):
+                continue
             loaded = load_session(found.path)
             if isinstance(loaded, LoadError):
                 problems.append(loaded.describe())
@@ -1137,12 +1194,13 @@ class History:
 
     def session(self, session_id: str) -> SessionInfo | None:
         """What the history remembers of one session."""
-        rows = self.query("SELECT * FROM sessions WHERE session_id = ?", (session_id,))
+        rows = self.query(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = ?", (session_id,))
         return _session_info(rows[0]) if rows else None
 
     def sessions(self) -> list[SessionInfo]:
         """Every session the history has seen, most recently seen first."""
-        return [_session_info(r) for r in self.query("SELECT * FROM sessions ORDER BY last_seen DESC")]
+        rows = self.query(f"SELECT {_SESSION_COLUMNS} FROM sessions ORDER BY last_seen DESC")
+        return [_session_info(r) for r in rows]
 
     def first_day(self) -> date | None:
         """The first day with a record."""
@@ -1256,6 +1314,12 @@ def _stored(row: Sequence[Any]) -> StoredRecord:
     ts = values[17]
     values[17] = datetime.fromtimestamp(ts, UTC)
     return StoredRecord(*values)
+
+
+_SESSION_COLUMNS = (
+    "session_id, root, app, currency, first_seen, last_seen, ledger_min, ledger_expected, ledger_max, "
+    "llm_calls, executions, monthly_infra, updated_at"
+)
 
 
 def _session_info(row: Sequence[Any]) -> SessionInfo:

@@ -10,22 +10,97 @@ even sample of the others.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from mity_cost.core.documents import model_key, model_label
+from mity_cost.core.documents import LlmUsageRecord, ModelName, model_key, model_label
+from mity_cost.core.loading import LoadedSession
 from mity_cost.core.settings import Settings
 from mity_cost.core.state import SessionView
-from mity_cost.core.summary import Range, group_records
+from mity_cost.core.summary import NONE_LABEL, Range
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-MAX_LINE_POINTS = 4000
+
+@dataclass(frozen=True)
+class CallColumns:
+    """A session's LLM records as columns (one entry per record, in file order).
+
+    ``model`` and ``agent`` are codes into ``model_keys`` / ``agents`` (by first appearance).
+    Built once per loaded session (:func:`call_columns` caches it), shared by the breakdown tree and
+    the charts, so grouping a 100,000-call session is a few numpy operations.
+    """
+
+    time: FloatArray
+    cost: FloatArray
+    input_tokens: IntArray
+    output_tokens: IntArray
+    model: IntArray
+    agent: IntArray
+    model_keys: tuple[str, ...]
+    models: tuple[ModelName, ...]
+    agents: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return int(self.cost.size)
+
+
+def _codes(values: list[str]) -> tuple[IntArray, tuple[str, ...]]:
+    index: dict[str, int] = {}
+    codes = [index.setdefault(v, len(index)) for v in values]
+    return np.array(codes, dtype=np.int64), tuple(index)
+
+
+def _build_columns(records: Sequence[LlmUsageRecord]) -> CallColumns:
+    n = len(records)
+    raw_models = [r["model"] for r in records]
+    keys = [m if m.__class__ is str else model_key(m) for m in raw_models]
+    model_codes, model_keys = _codes(keys)
+    first = dict(zip(keys, raw_models, strict=True)) if n else {}
+    agent_names = [a if isinstance(a := r.get("agent"), str) and a else NONE_LABEL for r in records]
+    agent_codes, agents = _codes(agent_names)
+    return CallColumns(
+        time=np.fromiter((r["timestamp"].timestamp() for r in records), dtype=np.float64, count=n),
+        cost=np.fromiter((r["cost"] for r in records), dtype=np.float64, count=n),
+        input_tokens=np.fromiter((r["inputTokens"] for r in records), dtype=np.int64, count=n),
+        output_tokens=np.fromiter((r["outputTokens"] for r in records), dtype=np.int64, count=n),
+        model=model_codes,
+        agent=agent_codes,
+        model_keys=model_keys,
+        models=tuple(first[k] for k in model_keys),
+        agents=agents,
+    )
+
+
+_CACHE_SIZE = 8
+_cache: OrderedDict[int, tuple[LoadedSession, CallColumns]] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def call_columns(session: LoadedSession) -> CallColumns:
+    """The session's records as columns, computed once per loaded session (a small cache by identity)."""
+    with _cache_lock:
+        hit = _cache.get(id(session))
+        if hit is not None and hit[0] is session:
+            _cache.move_to_end(id(session))
+            return hit[1]
+    columns = _build_columns(session.doc["llmUsage"])
+    with _cache_lock:
+        _cache[id(session)] = (session, columns)
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return columns
+
+
+MAX_LINE_POINTS = 2000
 """Cumulative curves are thinned to about this many points."""
-MAX_SCATTER_POINTS = 20000
+MAX_SCATTER_POINTS = 5000
 """The call timeline shows at most this many calls."""
 
 
@@ -118,26 +193,22 @@ def thin_scatter(costs: FloatArray, limit: int) -> IntArray:
     return np.unique(np.concatenate([top, step])).astype(np.int64)
 
 
-def _times(view: SessionView) -> tuple[FloatArray, FloatArray]:
-    """Epoch seconds of each LLM call and of each execution (when first seen)."""
+def execution_times(view: SessionView) -> FloatArray:
+    """Epoch seconds of each execution: when it was first seen (else the file's ``updatedAt``)."""
     assert view.loaded is not None
     doc = view.loaded.doc
-    records = doc["llmUsage"]
-    calls = np.fromiter((r["timestamp"].timestamp() for r in records), dtype=np.float64, count=len(records))
     runs = len(doc["executionCosts"])
     fallback = doc["updatedAt"].timestamp()
     seen = view.execution_seen_at
-    execs = np.fromiter(
+    return np.fromiter(
         (seen[i] if i < len(seen) and seen[i] > 0 else fallback for i in range(runs)),
         dtype=np.float64,
         count=runs,
     )
-    return calls, execs
 
 
 def cumulative_series(
-    view: SessionView, settings: Settings, times: tuple[FloatArray, FloatArray] | None = None,
-    *, limit: int = MAX_LINE_POINTS,
+    view: SessionView, settings: Settings, *, limit: int = MAX_LINE_POINTS
 ) -> CumulativeSeries:
     """The cumulative cost curves of a session (LLM calls left out when LLM costs are disabled)."""
     if view.loaded is None:
@@ -145,19 +216,17 @@ def cumulative_series(
         return CumulativeSeries(empty, empty, empty, empty, settings.threshold, 0)
     doc = view.loaded.doc
     scale = settings.convert(1.0, doc["currency"])
-    call_times, exec_times = times if times is not None else _times(view)
     runs = doc["executionCosts"]
-    parts_x = [exec_times]
+    parts_x = [execution_times(view)]
     parts = [
         np.fromiter((r["cost"]["min"] for r in runs), dtype=np.float64, count=len(runs)),
         np.fromiter((r["cost"]["expected"] for r in runs), dtype=np.float64, count=len(runs)),
         np.fromiter((r["cost"]["max"] for r in runs), dtype=np.float64, count=len(runs)),
     ]
     if settings.llm_enabled:
-        records = doc["llmUsage"]
-        costs = np.fromiter((r["cost"] for r in records), dtype=np.float64, count=len(records))
-        parts_x.insert(0, call_times)
-        parts = [np.concatenate([costs, p]) for p in parts]
+        columns = call_columns(view.loaded)
+        parts_x.insert(0, columns.time)
+        parts = [np.concatenate([columns.cost, p]) for p in parts]
     x = np.concatenate(parts_x)
     if x.size == 0:
         empty = _empty()
@@ -165,7 +234,7 @@ def cumulative_series(
     order = np.argsort(x, kind="stable")
     x = x[order]
     sums = [np.cumsum(p[order]) * scale for p in parts]
-    # Start from zero just before the first event, so the curve rises from nothing.
+    # Start from zero at the first event, so the curve rises from nothing.
     x = np.concatenate([[x[0]], x])
     sums = [np.concatenate([[0.0], s]) for s in sums]
     keep = thin_monotonic(int(x.size), limit)
@@ -175,51 +244,51 @@ def cumulative_series(
 
 
 def model_bars(view: SessionView, settings: Settings) -> ModelBars:
-    """LLM cost per model (in the display currency), most expensive first."""
+    """LLM cost per model (in the display currency), most expensive first (as ``group_records``)."""
     if view.loaded is None:
         return ModelBars((), (), _empty(), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
-    doc = view.loaded.doc
-    groups = group_records(doc["llmUsage"], "model", settings.convert(1.0, doc["currency"]))
+    columns = call_columns(view.loaded)
+    count = len(columns.model_keys)
+    scale = settings.convert(1.0, view.loaded.doc["currency"])
+    costs = (np.bincount(columns.model, weights=columns.cost, minlength=count) * scale).astype(np.float64)
+    calls = np.bincount(columns.model, minlength=count).astype(np.int64)
+    tokens = np.bincount(
+        columns.model,
+        weights=(columns.input_tokens + columns.output_tokens).astype(np.float64),
+        minlength=count,
+    ).astype(np.int64)
+    labels = [model_label(m) for m in columns.models]
+    order = sorted(range(count), key=lambda i: (-costs[i], labels[i]))
     return ModelBars(
-        tuple(g.key for g in groups),
-        tuple(g.label for g in groups),
-        np.array([g.cost for g in groups], dtype=np.float64),
-        np.array([g.calls for g in groups], dtype=np.int64),
-        np.array([g.tokens for g in groups], dtype=np.int64),
+        tuple(columns.model_keys[i] for i in order),
+        tuple(labels[i] for i in order),
+        costs[order] if count else _empty(),
+        calls[order] if count else np.zeros(0, dtype=np.int64),
+        tokens[order] if count else np.zeros(0, dtype=np.int64),
     )
 
 
 def call_timeline(
-    view: SessionView, settings: Settings, bars: ModelBars | None = None,
-    times: tuple[FloatArray, FloatArray] | None = None, *, limit: int = MAX_SCATTER_POINTS,
+    view: SessionView, settings: Settings, bars: ModelBars | None = None, *, limit: int = MAX_SCATTER_POINTS
 ) -> CallTimeline:
-    """Each call's cost at its timestamp, with its model (thinned to ``limit`` calls)."""
+    """Each call's cost at its timestamp, with its model's rank in ``bars`` (thinned to ``limit`` calls)."""
     bars = bars if bars is not None else model_bars(view, settings)
     if view.loaded is None:
         return CallTimeline(_empty(), _empty(), np.zeros(0, np.int64), np.zeros(0, np.int64), (), (), 0)
-    doc = view.loaded.doc
-    records = doc["llmUsage"]
-    scale = settings.convert(1.0, doc["currency"])
-    call_times = times[0] if times is not None else _times(view)[0]
-    costs = np.fromiter((r["cost"] for r in records), dtype=np.float64, count=len(records)) * scale
-    index_of = {key: i for i, key in enumerate(bars.keys)}
-    models = np.fromiter((index_of[model_key(r["model"])] for r in records), dtype=np.int64, count=len(records))
+    columns = call_columns(view.loaded)
+    scale = settings.convert(1.0, view.loaded.doc["currency"])
+    costs = columns.cost * scale
+    rank = {key: i for i, key in enumerate(bars.keys)}
+    ranks = np.array([rank[key] for key in columns.model_keys], dtype=np.int64)
+    models = ranks[columns.model] if len(columns) else np.zeros(0, dtype=np.int64)
     keep = thin_scatter(costs, limit)
-    keep = keep[np.argsort(call_times[keep], kind="stable")]
-    labels = tuple(bars.labels) if bars.labels else tuple(model_label(k) for k in bars.keys)
+    keep = keep[np.argsort(columns.time[keep], kind="stable")]
     return CallTimeline(
-        call_times[keep], costs[keep], models[keep], keep, bars.keys, labels, len(records)
+        columns.time[keep], costs[keep], models[keep], keep, bars.keys, bars.labels, len(columns)
     )
 
 
 def session_series(view: SessionView, settings: Settings) -> SessionSeries:
-    """Every chart's data for one session, from one pass over its timestamps."""
+    """Every chart's data for one session."""
     bars = model_bars(view, settings)
-    if view.loaded is None:
-        return SessionSeries(cumulative_series(view, settings), bars, call_timeline(view, settings, bars))
-    times = _times(view)
-    return SessionSeries(
-        cumulative_series(view, settings, times),
-        bars,
-        call_timeline(view, settings, bars, times),
-    )
+    return SessionSeries(cumulative_series(view, settings), bars, call_timeline(view, settings, bars))

@@ -73,7 +73,9 @@ def severity_for(percent: int) -> Severity:
 
 def clean_levels(levels: Iterable[int | float]) -> tuple[int, ...]:
     """Whole percentages in (0, 1000], sorted, without duplicates; the defaults when none is left."""
-    clean = sorted({int(v) for v in levels if isinstance(v, int | float) and math.isfinite(v) and 0 < v <= 1000})
+    clean = sorted(
+        {int(v) for v in levels if isinstance(v, int | float) and math.isfinite(v) and 0 < v <= 1000}
+    )
     return tuple(clean) or DEFAULT_WARNING_LEVELS
 
 

@@ -455,6 +455,8 @@ def parse_session_sliced(data: bytes, path: Path | None = None) -> LoadedSession
     body = data[len(_BOM) :] if data.startswith(_BOM) else data
     head = body.lstrip()[:1]
     if head == b"{" and not body.rstrip().endswith(b"}"):
+        if body.rfind(b"\n}") >= 0:
+            return None  # the top-level object closed, then garbage: let the full parse say where
         return LoadError(path, "incomplete", "the file ends early (still being written?)")
     keys = _LLM_KEY.findall(body, 0)
     if head != b"{" or len(keys) != 1:

@@ -72,6 +72,7 @@ EVENT_TYPES: list[type[FileSystemEvent]] = [
 LIMIT_ERRNOS = frozenset({errno.ENOSPC, errno.EMFILE})
 INOTIFY_HINT = "raise fs.inotify.max_user_watches / max_user_instances"
 _OVERFLOW_LOGGER = "watchdog.observers.inotify_c"
+_MAX_PASSES = 8
 _CHAT = CHAT_DIR[0], CHAT_DIR[1]
 _FEATURES = FEATURES_DIR
 
@@ -190,12 +191,19 @@ class WatchHandler(FileSystemEventHandler):
     """The watchdog-thread side: classify, map moves to their destination, emit.  No I/O, never
     raises, never blocks (the observer holds its lock while calling us)."""
 
-    def __init__(self, root: Path, emit: DirtyCallback, request_sync: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        root: Path,
+        emit: DirtyCallback,
+        request_sync: Callable[[], None],
+        invalidate: Callable[[Path], None] | None = None,
+    ) -> None:
         super().__init__()
         self.root = root
         self._root_s = os.fspath(root)
         self._emit = emit
         self._request_sync = request_sync
+        self._invalidate = invalidate
         self.errors = 0
 
     def dispatch(self, event: FileSystemEvent) -> None:
@@ -209,6 +217,8 @@ class WatchHandler(FileSystemEventHandler):
                     continue
                 dirty.add(Path(path))
                 structural = structural or kind == "dir"
+            if structural and self._invalidate is not None and event.event_type in ("deleted", "moved"):
+                self._invalidate(Path(os.fsdecode(event.src_path)))  # watches on it are dead or elsewhere
             if dirty:
                 self._emit(dirty)
             if structural:
@@ -251,7 +261,9 @@ class RootWatcher:
     ) -> None:
         self.root = root
         self.poll_interval = poll_interval
-        self.handler = WatchHandler(root, emit, request_sync)
+        self.handler = WatchHandler(root, emit, request_sync, self._invalidate)
+        self._invalid: set[Path] = set()
+        self._invalid_lock = threading.Lock()
         self._observer_factory: ObserverFactory = observer_factory or Observer
         self._polling_factory: ObserverFactory = polling_factory or (
             lambda: PollingObserver(timeout=self.poll_interval)
@@ -279,6 +291,12 @@ class RootWatcher:
         lines += [f"{path}: cannot watch ({why}); will retry" for path, why in sorted(self.failures.items())]
         return lines
 
+    def _invalidate(self, path: Path) -> None:
+        """A folder was deleted or moved away: watches on or under it must be scheduled again even
+        if a folder with the same name (and inode number) is back before the emitter noticed."""
+        with self._invalid_lock:
+            self._invalid.add(path)
+
     def _use_polling(self, reason: str) -> None:
         self.mode = "polling"
         self.reason = reason
@@ -297,10 +315,14 @@ class RootWatcher:
         replaced (a zombie inotify watch after the folder was deleted and created again)."""
         assert self.observer is not None
         alive = {e.watch for e in self.observer.emitters if e.is_alive() and not e.stopped_event.is_set()}
+        with self._invalid_lock:
+            invalid = set(self._invalid)
         return [
             spec
             for spec, s in self.scheduled.items()
-            if s.watch not in alive or _identity(spec.path) != s.identity
+            if s.watch not in alive
+            or _identity(spec.path) != s.identity
+            or any(spec.path == gone or gone in spec.path.parents for gone in invalid)
         ]
 
     def sync(self) -> set[Path]:
@@ -340,32 +362,54 @@ class RootWatcher:
         return True
 
     def _reschedule(self) -> set[Path]:
-        assert self.observer is not None
-        desired = plan_watches(self.root)
-        for spec in set(self._stale()) | {s for s in self.scheduled if s not in desired}:
-            self._unschedule(spec)
+        """Schedule what the plan wants, drop what it no longer wants or what went stale; plan again
+        afterwards, as a folder made between planning and scheduling sends no event to anyone."""
         added: set[Path] = set()
-        self.failures.clear()
-        for spec in sorted(desired - set(self.scheduled), key=lambda s: (len(s.path.parts), str(s.path))):
-            identity = _identity(spec.path)
-            if identity is None:
-                continue  # gone since planning: the next sync plans again
-            try:
-                watch = self.observer.schedule(
-                    self.handler, os.fspath(spec.path), recursive=spec.recursive, event_filter=EVENT_TYPES
-                )
-            except OSError as exc:
-                if self.mode == "events" and exc.errno in LIMIT_ERRNOS:
-                    self._use_polling(f"{exc.strerror or exc}: {INOTIFY_HINT}")
-                    self._drop_observer()
-                    if not self._start_observer():
-                        return added
-                    return added | {self.root} | self._reschedule()
-                self.failures[spec.path] = exc.strerror or str(exc)
-                continue
-            self.scheduled[spec] = _Scheduled(watch, identity)
-            added.add(spec.path)
+        for _ in range(_MAX_PASSES):
+            if self.observer is None:
+                break  # the polling observer could not start either: retried later
+            desired = plan_watches(self.root)
+            stale = set(self._stale())
+            with self._invalid_lock:
+                self._invalid.clear()
+            dropped = stale | {s for s in self.scheduled if s not in desired}
+            for spec in dropped:
+                self._unschedule(spec)
+            self.failures.clear()
+            progress = bool(dropped)
+            for spec in sorted(desired - set(self.scheduled), key=lambda s: (len(s.path.parts), str(s.path))):
+                mode = self.mode
+                if self._schedule(spec):
+                    added.add(spec.path)
+                    progress = True
+                elif self.mode != mode:  # switched to polling: start over on the new observer
+                    added.add(self.root)
+                    progress = True
+                    break
+            if not progress:
+                break
         return added
+
+    def _schedule(self, spec: WatchSpec) -> bool:
+        """Schedule one watch; on an inotify limit switch this root to polling.  False if not done."""
+        assert self.observer is not None
+        identity = _identity(spec.path)
+        if identity is None:
+            return False  # gone since planning: the next pass plans again
+        try:
+            watch = self.observer.schedule(
+                self.handler, os.fspath(spec.path), recursive=spec.recursive, event_filter=EVENT_TYPES
+            )
+        except OSError as exc:
+            if self.mode == "events" and exc.errno in LIMIT_ERRNOS:
+                self._use_polling(f"{exc.strerror or exc}: {INOTIFY_HINT}")
+                self._drop_observer()
+                self._start_observer()
+                return False
+            self.failures[spec.path] = exc.strerror or str(exc)
+            return False
+        self.scheduled[spec] = _Scheduled(watch, identity)
+        return True
 
     def _unschedule(self, spec: WatchSpec) -> None:
         scheduled = self.scheduled.pop(spec)

@@ -136,7 +136,9 @@ def _draw_updating(painter: QPainter, size: float) -> None:
 def _draw_error(painter: QPainter, size: float) -> None:
     d = max(6.0, size * 0.4)
     left, top = size - d, 0.0
-    triangle = QPolygonF([QPointF(left + d / 2, top), QPointF(size, top + d * 0.9), QPointF(left, top + d * 0.9)])
+    triangle = QPolygonF(
+        [QPointF(left + d / 2, top), QPointF(size, top + d * 0.9), QPointF(left, top + d * 0.9)]
+    )
     painter.setPen(QPen(QColor(DARK_TEXT), max(1.0, size / 28)))
     painter.setBrush(QColor(ERROR_COLOR))
     painter.drawPolygon(triangle)
@@ -174,7 +176,11 @@ def render_badge(
         radius = s * 0.22
         rim = max(1.0, s / 20)
         body = QRectF(rim / 2, rim / 2, s - rim, s - rim)
-        rim_color = QColor(OVER_RIM) if level is Level.OVER and variant is not Variant.IDLE else background.darker(150)
+        rim_color = (
+            QColor(OVER_RIM)
+            if level is Level.OVER and variant is not Variant.IDLE
+            else background.darker(150)
+        )
         painter.setPen(QPen(rim_color, rim * (1.6 if level is Level.OVER else 1.0)))
         painter.setBrush(QBrush(background))
         painter.drawRoundedRect(body, radius, radius)
@@ -197,7 +203,10 @@ def render_badge(
 
 @functools.lru_cache(maxsize=64)
 def badge_icon(
-    text: str | None, level: Level | None, variant: Variant = Variant.NORMAL, sizes: tuple[int, ...] = ICON_SIZES
+    text: str | None,
+    level: Level | None,
+    variant: Variant = Variant.NORMAL,
+    sizes: tuple[int, ...] = ICON_SIZES,
 ) -> QIcon:
     """A multi-size icon of the badge (cached: the same badge is painted once)."""
     icon = QIcon()

@@ -20,6 +20,7 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     QPoint,
     Qt,
+    Signal,
 )
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import QAbstractItemView, QTreeView
@@ -56,10 +57,13 @@ _ALIGN_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 
 
 def format_amount(amount: float, symbol: str) -> str:
-    """Amounts under 1 with four decimals (calls cost fractions of a cent), others with two."""
-    if amount != 0 and abs(amount) < 1:
-        return f"{symbol}{amount:.4f}"
-    return f"{symbol}{amount:,.2f}"
+    """Two decimals from 1 up, three under 1, four under a cent (calls cost fractions of a cent)."""
+    size = abs(amount)
+    if amount == 0 or size >= 1:
+        return f"{symbol}{amount:,.2f}"
+    if size >= 0.01:
+        return f"{symbol}{amount:.3f}"
+    return f"{symbol}{amount:.4f}"
 
 
 def format_price(price: ListPrice, symbol: str) -> str:
@@ -117,8 +121,29 @@ def node_tooltip(node: Node, symbol: str) -> str:
     return "\n".join(lines)
 
 
+def _row_of(node: Node) -> tuple[Any, ...]:
+    """What a row shows of its node (everything but its children)."""
+    return (
+        node.label,
+        node.kind,
+        node.cost,
+        node.tokens,
+        node.calls,
+        node.list_price,
+        node.notes,
+        node.monthly,
+    )
+
+
 class BreakdownModel(QAbstractItemModel):
-    """Columns Item, Min, Expected, Max, Tokens, Calls, List price over a breakdown tree."""
+    """Columns Item, Min, Expected, Max, Tokens, Calls, List price over a breakdown tree.
+
+    Signals:
+        about_to_reset: emitted just before a reset, while the old rows are still laid out in the
+            views (``modelAboutToBeReset`` comes too late: a tree view has dropped its rows by then).
+    """
+
+    about_to_reset = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -148,11 +173,16 @@ class BreakdownModel(QAbstractItemModel):
         """Show a new tree; True when the model was reset (rows changed), False for figures only."""
         new_symbol = symbol if symbol is not None else self._symbol
         if same_shape(self._root, root):
+            old = self._root
             self._root = root
-            self._symbol = new_symbol
             self._resolved = {0: (root, 0)}
-            self._emit_changed(QModelIndex(), root)
+            if new_symbol != self._symbol:
+                self._symbol = new_symbol
+                self._emit_all(QModelIndex(), root)
+            else:
+                self._emit_changed(QModelIndex(), old, root)
             return False
+        self.about_to_reset.emit()
         self.beginResetModel()
         self._root = root
         self._symbol = new_symbol
@@ -162,14 +192,29 @@ class BreakdownModel(QAbstractItemModel):
         self.endResetModel()
         return True
 
-    def _emit_changed(self, parent: QModelIndex, node: Node) -> None:
+    def _emit_all(self, parent: QModelIndex, node: Node) -> None:
         if not node.children:
             return
         last = len(node.children) - 1
         self.dataChanged.emit(self.index(0, 0, parent), self.index(last, len(COLUMNS) - 1, parent))
         for row, child in enumerate(node.children):
             if child.children:
-                self._emit_changed(self.index(row, 0, parent), child)
+                self._emit_all(self.index(row, 0, parent), child)
+
+    def _emit_changed(self, parent: QModelIndex, old: Node, new: Node) -> None:
+        """One ``dataChanged`` per parent, spanning the rows whose own figures changed."""
+        changed = [
+            row
+            for row, (a, b) in enumerate(zip(old.children, new.children, strict=True))
+            if _row_of(a) != _row_of(b)
+        ]
+        if changed:
+            self.dataChanged.emit(
+                self.index(changed[0], 0, parent), self.index(changed[-1], len(COLUMNS) - 1, parent)
+            )
+        for row, (a, b) in enumerate(zip(old.children, new.children, strict=True)):
+            if b.children and a != b:
+                self._emit_changed(self.index(row, 0, parent), a, b)
 
     def _id_for(self, path: Path) -> int:
         found = self._ids.get(path)
@@ -228,12 +273,12 @@ class BreakdownModel(QAbstractItemModel):
         return self.createIndex(row, column, child_id)
 
     @overload
-    def parent(self) -> QObject: ...
+    def parent(self) -> QObject | None: ...
 
     @overload
     def parent(self, child: AnyIndex) -> QModelIndex: ...
 
-    def parent(self, child: AnyIndex | None = None) -> QObject | QModelIndex:
+    def parent(self, child: AnyIndex | None = None) -> QObject | QModelIndex | None:
         if child is None:
             return super().parent()
         if not child.isValid():
@@ -248,13 +293,13 @@ class BreakdownModel(QAbstractItemModel):
             return QModelIndex()
         return self.createIndex(found[1], 0, parent_id)
 
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008, N802
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
         if parent.isValid() and parent.column() != 0:
             return 0
         node = self.node(parent)
         return len(node.children) if node is not None else 0
 
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008, N802
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
         return len(COLUMNS)
 
     def flags(self, index: AnyIndex) -> Qt.ItemFlag:
@@ -262,7 +307,7 @@ class BreakdownModel(QAbstractItemModel):
             return Qt.ItemFlag.NoItemFlags
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
-    def headerData(  # noqa: N802
+    def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
         if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(COLUMNS):
@@ -334,10 +379,10 @@ class BreakdownModel(QAbstractItemModel):
 class ViewStateKeeper(QObject):
     """Keeps a tree view's expanded rows, selection, current row and scroll position across resets.
 
-    It listens to the model's reset signals: the state is taken by path just before the reset and
-    put back just after it.  The scroll position follows the row that was at the top of the view
-    (so rows added above it do not move what the user is looking at); when that row is gone, the
-    scroll bar's old value is restored.
+    It listens to the model: the state is taken by path just before a reset (``about_to_reset``)
+    and put back just after it (``modelReset``).  The scroll position follows the row that was at
+    the top of the view (so rows added above it do not move what the user is looking at); when that
+    row is gone, the scroll bar's old value is restored.
     """
 
     def __init__(self, view: QTreeView, model: BreakdownModel) -> None:
@@ -351,7 +396,7 @@ class ViewStateKeeper(QObject):
         self._anchor_offset = 0
         self._scroll = (0, 0)
         self._skip = False
-        model.modelAboutToBeReset.connect(self.capture)
+        model.about_to_reset.connect(self.capture)
         model.modelReset.connect(self.restore)
 
     def expanded_paths(self) -> list[Path]:

@@ -7,6 +7,8 @@ follow the window palette.
 
 from __future__ import annotations
 
+import ctypes
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 from html import escape
@@ -21,6 +23,26 @@ import pyqtgraph as pg  # isort: skip - after PySide6, so pyqtgraph binds to it
 from mity_cost.core.documents import LlmUsageRecord
 from mity_cost.core.series import CallTimeline, CumulativeSeries, ModelBars, SessionSeries
 from mity_cost.ui.breakdown_model import format_amount
+
+
+def pin_booleans() -> None:
+    """Work around a PySide6 6.12 reference-count bug on Python < 3.12 (idempotent enough to repeat).
+
+    Every ``Signal.emit()`` made from Python drops one reference to ``True`` that it never took, and
+    pyqtgraph emits a signal on every repaint: after a few thousand emits the interpreter aborts
+    ("bool_dealloc: deallocating True or False").  Python 3.12+ makes ``True`` immortal; on 3.11 we
+    give it (and ``False``) an unreachable reference count instead.
+    """
+    if sys.version_info >= (3, 12):
+        return
+    for value in (True, False):
+        count = ctypes.c_ssize_t.from_address(id(value))
+        if count.value < _PINNED:
+            count.value += _PINNED
+
+
+_PINNED = 1 << 40
+pin_booleans()
 
 MODEL_COLORS: tuple[str, ...] = (
     "#1f77b4",
@@ -72,8 +94,9 @@ class _Plot(pg.PlotWidget):  # type: ignore[misc]
             axis = self.getPlotItem().getAxis(name)
             axis.setPen(pg.mkPen(grid))
             axis.setTextPen(pg.mkPen(text))
+            axis.enableAutoSIPrefix(False)  # "0.0006", not "600 (x0.001)", for amounts of money
 
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802
+    def changeEvent(self, event: QEvent) -> None:
         if event.type() == QEvent.Type.PaletteChange and self._ready:
             self.apply_palette()
         super().changeEvent(event)
@@ -97,7 +120,9 @@ class CumulativeChart(_Plot):
             pen=pg.mkPen(EXPECTED_COLOR, width=2), name="expected", antialias=True
         )
         # A stand-in for the band in the legend (a legend cannot draw a FillBetweenItem).
-        self._band_sample = pg.PlotDataItem(pen=band_pen, fillLevel=0.0, fillBrush=pg.mkBrush(*BAND_COLOR))
+        self._band_sample = pg.BarGraphItem(
+            x=[0.0], height=[0.0], width=1.0, pen=band_pen, brush=pg.mkBrush(*BAND_COLOR)
+        )
         self.legend.addItem(self._band_sample, "min – max")
         self.threshold_line = pg.InfiniteLine(
             pos=1.0,
@@ -147,7 +172,10 @@ class ModelBarChart(_Plot):
         count = len(bars.keys)
         ys = [count - 1 - i for i in range(count)]
         brushes = [pg.mkBrush(model_color(i)) for i in range(count)]
-        self.bars.setOpts(x0=[0.0] * count, y=ys, height=0.6, width=list(bars.costs), brushes=brushes)
+        pens = [pg.mkPen(model_color(i).darker(130)) for i in range(count)]
+        self.bars.setOpts(
+            x0=[0.0] * count, y=ys, height=0.6, width=list(bars.costs), brushes=brushes, pens=pens
+        )
         item.getAxis("left").setTicks([[(y, label) for y, label in zip(ys, bars.labels, strict=True)]])
         # Text items are reused, never removed: removing pyqtgraph items and dropping them corrupts
         # memory under PySide6 6.12 (seen as a crash at exit).
@@ -274,12 +302,32 @@ class CostCharts(QTabWidget):
         self.setTabToolTip(0, "Cost so far over time, with its min-max band and the threshold")
         self.setTabToolTip(1, "LLM cost per model")
         self.setTabToolTip(2, "Each LLM call's cost at its time (hover a point for details)")
+        self._data: tuple[SessionSeries, str, Sequence[LlmUsageRecord], str] | None = None
+        self._stale: set[int] = set()
+        self.currentChanged.connect(self._refresh)
 
     def set_series(
         self, series: SessionSeries, symbol: str, records: Sequence[LlmUsageRecord], note: str = ""
     ) -> None:
-        """Update every chart."""
-        self.cumulative.set_series(series.cumulative, symbol, note)
-        self.by_model.set_bars(series.bars, symbol)
-        self.timeline.set_timeline(series.timeline, symbol, records)
-        self.timeline_legend.setText(self.timeline.legend_text())
+        """Show new data: the visible chart at once, the others when their tab is opened."""
+        self._data = (series, symbol, records, note)
+        self._stale = {0, 1, 2}
+        self._refresh(self.currentIndex())
+
+    def refresh_all(self) -> None:
+        """Bring every chart up to date now (not only the visible one)."""
+        for index in range(self.count()):
+            self._refresh(index)
+
+    def _refresh(self, index: int) -> None:
+        if self._data is None or index not in self._stale:
+            return
+        self._stale.discard(index)
+        series, symbol, records, note = self._data
+        if index == 0:
+            self.cumulative.set_series(series.cumulative, symbol, note)
+        elif index == 1:
+            self.by_model.set_bars(series.bars, symbol)
+        elif index == 2:
+            self.timeline.set_timeline(series.timeline, symbol, records)
+            self.timeline_legend.setText(self.timeline.legend_text())

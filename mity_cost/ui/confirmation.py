@@ -9,9 +9,11 @@ to every operation waiting on it.  Escape or closing the dialog means pause.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,7 +42,7 @@ from mity_cost.core.loading import LoadedSession, load_session
 from mity_cost.core.money import format_money
 from mity_cost.core.settings import Settings, load_settings
 from mity_cost.core.state import SessionView, Snapshot
-from mity_cost.core.summary import Range, summarize
+from mity_cost.core.summary import Range
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,7 @@ class _Waiting:
     estimate: float
     operation: str
     reply: ReplyCallback
+    reason: str = ""
 
 
 @dataclass
@@ -111,8 +114,46 @@ class ConfirmView:
     limit: float
     approves: float
     operations: tuple[tuple[str, float], ...] = ()
+    reasons: tuple[str, ...] = ()
+    """Why operations ask beyond the threshold (budgets), if any."""
     crossed: bool = True
     queued: int = 0
+
+
+def _pin_singletons() -> None:
+    """Keep ``None``, ``True`` and ``False`` alive despite PySide6 6.12's reference-count bugs.
+
+    On Python 3.11 (3.12 makes them immortal) every call of a Qt method returning ``void``
+    (``setText``, ``abort``, ``start``...) drops a reference to ``None`` it never took, and every
+    ``Signal.emit()`` one to ``True``: a long-running app would abort ("none_dealloc: deallocating
+    None").  Giving them an unreachable count is harmless.  The same as ``ui/charts.py``'s
+    ``pin_booleans`` (for ``True``/``False``); meant to move to ``mity_cost/ui/__init__.py``.
+    """
+    if sys.version_info >= (3, 12):
+        return
+    for value in (None, True, False):
+        count = ctypes.c_ssize_t.from_address(id(value))
+        if count.value < _PINNED:
+            count.value += _PINNED
+
+
+_PINNED = 1 << 40
+_pin_singletons()
+
+
+def session_total(session: LoadedSession, settings: Settings) -> Range:
+    """The session's total in the display currency, by ``summarize``'s rules but O(1).
+
+    Read from the ledger alone (``summarize`` also walks every record, too slow to repeat on every
+    snapshot for a 100,000-call session).
+    """
+    doc = session.doc
+    scale = settings.convert(1.0, doc["currency"])
+    ledger = doc["sessionCost"]
+    total = Range.of(ledger["total"], scale)
+    if not settings.llm_enabled:
+        total = total - Range.of(ledger["breakdown"]["llm"], scale)
+    return total
 
 
 def _session_key(session_dir: Path) -> str:
@@ -156,7 +197,7 @@ class ConfirmDialog(QDialog):
 
         self.total = self._label("total", size_delta=12, bold=True)
         self.total_range = self._label("totalRange")
-        self.threshold = self._label("threshold")
+        self.threshold = self._label("threshold", size_delta=4)
         self.operation = self._label("operation")
         self.approves = self._label("approves", size_delta=2, bold=True)
         self.hint = self._label("hint")
@@ -245,6 +286,10 @@ class ConfirmDialog(QDialog):
             ]
             if len(view.operations) > SHOWN_OPERATIONS:
                 lines.append(f"and {len(view.operations) - SHOWN_OPERATIONS} more waiting")
+            if view.total is not None:
+                after = view.total.expected + sum(amount for _, amount in view.operations)
+                lines.append(f"Session total if it runs: {format_money(after, sym)}")
+            lines += [f"Also asked because {reason}" for reason in view.reasons]
             self.operation.setText("Waiting to run: " + "\n".join(lines))
             self.operation.show()
         else:
@@ -343,12 +388,14 @@ class ConfirmationController(QObject):
         reply_callback: ReplyCallback,
         *,
         currency: str = "USD",
+        reason: str = "",
     ) -> str:
         """An operation asks to spend ``estimate`` (in ``currency``) on a session; returns its id.
 
         ``reply_callback`` is called exactly once with the :class:`Verdict` (maybe before this
         returns, when no question is needed or the request is refused), unless :meth:`cancel` is
-        called first.
+        called first.  A request with a ``reason`` (a budget asks) is always put to the user, even
+        when an earlier ``continue`` covers the amount.
         """
         request_id = f"r{next(self._ids)}"
         settings = self.settings
@@ -370,7 +417,8 @@ class ConfirmationController(QObject):
             decision = self._decision(session_dir, session_id, settings)
             spent = case.total.expected if case.total is not None else None
             if (
-                decision is not None
+                not reason
+                and decision is not None
                 and decision.approves
                 and spent is not None
                 and not decisions.needs_confirmation(spent + amount, settings.threshold, decision)
@@ -380,7 +428,7 @@ class ConfirmationController(QObject):
                 reply_callback(Verdict("approved", limit, settings.currency, message))
                 return request_id
             self._cases[key] = case
-        case.requests[request_id] = _Waiting(request_id, amount, operation, reply_callback)
+        case.requests[request_id] = _Waiting(request_id, amount, operation, reply_callback, reason)
         self._request_case[request_id] = key
         log.info("confirmation: %s asks %s for session %s", operation or "an operation", amount, session_id)
         self._refresh()
@@ -399,6 +447,15 @@ class ConfirmationController(QObject):
                 self._hide_dialog()
         self._refresh()
 
+    def raise_dialog(self) -> bool:
+        """Bring the waiting dialog to the front (a tray menu entry); ``False`` when none waits."""
+        dialog = self.dialog
+        if dialog is None:
+            return False
+        dialog.raise_()
+        dialog.activateWindow()
+        return True
+
     def answer(self, decision: DecisionKind) -> None:
         """Answer the session on screen as if the user had clicked (tests, the tray menu)."""
         if self._shown_key is not None:
@@ -410,11 +467,14 @@ class ConfirmationController(QObject):
         if view.loaded is None:
             return
         key = _session_key(view.session_dir)
-        total = summarize(view.loaded, settings).total
         case = self._cases.get(key)
+        live = self._written_while_running(view.loaded, view.session_dir)
+        if case is None and not live:
+            return
+        total = session_total(view.loaded, settings)
         if case is not None:
             self._update_case(case, total, settings)
-        if not self._written_while_running(view.loaded, view.session_dir):
+        if not live:
             return
         decision = self._decision(view.session_dir, view.session_id, settings)
         limit = decisions.allowed_limit(settings.threshold, decision)
@@ -460,10 +520,10 @@ class ConfirmationController(QObject):
         if self._snapshot is not None:
             for view in self._snapshot.sessions:
                 if view.loaded is not None and _session_key(view.session_dir) == key:
-                    return summarize(view.loaded, settings).total
+                    return session_total(view.loaded, settings)
         loaded = load_session(session_dir / layout.SESSION_FILE)
         if isinstance(loaded, LoadedSession):
-            return summarize(loaded, settings).total
+            return session_total(loaded, settings)
         return Range(0.0, 0.0, 0.0) if loaded.kind == "missing" else None
 
     # -- the dialog -----------------------------------------------------------------------------
@@ -478,6 +538,7 @@ class ConfirmationController(QObject):
             limit=case.limit,
             approves=case.approves(),
             operations=tuple((w.operation, w.estimate) for w in case.requests.values()),
+            reasons=tuple(dict.fromkeys(w.reason for w in case.requests.values() if w.reason)),
             crossed=case.crossed,
             queued=len(self._cases) - 1,
         )

@@ -7,11 +7,14 @@ session's data really changed), so a hidden window costs nothing.  Closing the w
 
 from __future__ import annotations
 
+import contextlib
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QFont, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -28,10 +31,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mity_cost.core.breakdown import build_tree
+from mity_cost.core.breakdown import CallCache, Node, build_tree
+from mity_cost.core.loading import LoadedFeature, LoadedSession
 from mity_cost.core.money import CURRENCY_SYMBOLS, format_money
 from mity_cost.core.prices import PriceBook
-from mity_cost.core.series import session_series
+from mity_cost.core.series import SessionSeries, session_series
 from mity_cost.core.settings import ENV_LLM, Settings
 from mity_cost.core.state import SessionView, Snapshot
 from mity_cost.core.summary import RuntimeCostSummary, summarize
@@ -51,6 +55,11 @@ from mity_cost.ui.breakdown_model import (
 from mity_cost.ui.charts import CostCharts
 
 DEFAULT_SIZE = QSize(1000, 700)
+BACKGROUND_FROM = 5000
+"""Sessions with at least this many LLM calls have their tree and charts computed on a worker thread
+(the GUI thread only puts the result on screen); smaller ones are quicker done at once."""
+BACKGROUND_PAUSE_MS = 400
+"""The pause between two background computations of the same window."""
 TITLE = "mity-cost"
 _NOWHERE = Path("/nonexistent")
 _EMPTY_VIEW = SessionView("", _NOWHERE, _NOWHERE, None)
@@ -60,14 +69,32 @@ _NOTE_STYLES: dict[str, str] = {
     "warning": "color: #5d3a00; background: #fff3e0; border: 1px solid #ffb74d;",
     "error": "color: #7f0000; background: #ffebee; border: 1px solid #ef9a9a;",
 }
+_LEVEL_WORDS: dict[Level, str] = {
+    Level.OK: "ok",
+    Level.NOTICE: "notice",
+    Level.WARNING: "warning",
+    Level.CRITICAL: "critical",
+    Level.OVER: "OVER the threshold",
+}
 _COLUMN_WIDTHS: dict[int, int] = {
     COL_MIN: 92,
     COL_EXPECTED: 92,
     COL_MAX: 92,
     COL_TOKENS: 92,
     COL_CALLS: 62,
-    COL_PRICE: 150,
+    COL_PRICE: 190,
 }
+
+
+def ledger_summary(session: LoadedSession, settings: Settings) -> RuntimeCostSummary:
+    """``summarize`` without walking the records: the totals come from the ledger alone.
+
+    The header and the picker show the totals, the monthly estimate and the threshold; only the
+    call and token counts need the records (the tree shows those), and counting 100,000 of them on
+    the GUI thread for every update is a stall the window does not need.
+    """
+    light = replace(session, doc={**session.doc, "llmUsage": []})
+    return summarize(light, settings)
 
 
 def humanize(state: str) -> str:
@@ -117,8 +144,17 @@ class DetailsWindow(QWidget):
         model: the breakdown tree's model; ``tree`` its view; ``charts`` the chart tabs.
     """
 
+    rendered = Signal()
+    """Emitted each time a new tree and charts are on screen."""
+    _computed = Signal(object)
+
     def __init__(
-        self, parent: QWidget | None = None, *, prices: PriceBook | None = None, load_prices: bool = True
+        self,
+        parent: QWidget | None = None,
+        *,
+        prices: PriceBook | None = None,
+        load_prices: bool = True,
+        background_from: int = BACKGROUND_FROM,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle(TITLE)
@@ -131,7 +167,18 @@ class DetailsWindow(QWidget):
         self._load_prices = load_prices and prices is None
         self._body_key: tuple[Any, ...] | None = None
         self._body_session: str | None = None
-        self._body_refs: tuple[Any, ...] = ()
+        self._call_cache = CallCache()
+        self._background_from = background_from
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mity-details")
+        self._pending: _Job | None = None
+        self._running: _Job | None = None
+        self._body_job: _Job | None = None
+        self._computed.connect(self._on_computed)
+        self._pause = QTimer(self)
+        self._pause.setSingleShot(True)
+        self._pause.setInterval(BACKGROUND_PAUSE_MS)
+        self._pause.timeout.connect(self._resume)
+        self.destroyed.connect(lambda *_: self._executor.shutdown(wait=False, cancel_futures=True))
         self._dirty = True
         self._summaries: dict[int, tuple[Any, RuntimeCostSummary]] = {}
         self._build()
@@ -185,7 +232,9 @@ class DetailsWindow(QWidget):
         figures.addWidget(self.range_label, 0, Qt.AlignmentFlag.AlignBottom)
         figures.addStretch(1)
         self.monthly_label = QLabel()
-        self.monthly_label.setToolTip("Estimated recurring infrastructure bill (not part of the session total)")
+        self.monthly_label.setToolTip(
+            "Estimated recurring infrastructure bill (not part of the session total)"
+        )
         figures.addWidget(self.monthly_label, 0, Qt.AlignmentFlag.AlignBottom)
         grid.addLayout(figures)
 
@@ -193,10 +242,11 @@ class DetailsWindow(QWidget):
         progress_row.setSpacing(10)
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
-        self.progress.setTextVisible(True)
-        self.progress.setMinimumHeight(22)
+        self.progress.setTextVisible(False)
+        self.progress.setFixedHeight(12)
         self.level_label = QLabel()
-        self.level_label.setMinimumWidth(70)
+        self.level_label.setMinimumWidth(260)
+        self.level_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         progress_row.addWidget(self.progress, 1)
         progress_row.addWidget(self.level_label)
         grid.addLayout(progress_row)
@@ -272,6 +322,10 @@ class DetailsWindow(QWidget):
                 return found
         return snapshot.active or (snapshot.sessions[0] if snapshot.sessions else None)
 
+    def is_idle(self) -> bool:
+        """True when no tree or chart computation is running or waiting."""
+        return self._running is None and self._pending is None and not self._pause.isActive()
+
     def price_book(self) -> PriceBook | None:
         """The price book for the list-price column, loaded on first use (None if it cannot be)."""
         if self._prices is None and self._load_prices:
@@ -284,17 +338,17 @@ class DetailsWindow(QWidget):
 
     # --- events ---------------------------------------------------------------------------------
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+    def closeEvent(self, event: QCloseEvent) -> None:
         """Closing hides the window; the app keeps running in the tray."""
         event.ignore()
         self.hide()
 
-    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
+    def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         if self._dirty:
             self._render_body(self.current_view())
 
-    def sizeHint(self) -> QSize:  # noqa: N802
+    def sizeHint(self) -> QSize:
         return DEFAULT_SIZE
 
     # --- rendering -----------------------------------------------------------------------------
@@ -311,7 +365,7 @@ class DetailsWindow(QWidget):
         cached = self._summaries.get(id(view.loaded))
         if cached is not None and cached[0] is view.loaded:
             return cached[1]
-        summary = summarize(view.loaded, self._settings)
+        summary = ledger_summary(view.loaded, self._settings)
         self._summaries[id(view.loaded)] = (view.loaded, summary)
         return summary
 
@@ -370,7 +424,7 @@ class DetailsWindow(QWidget):
             self.progress.setValue(0)
             self.progress.setFormat(f"threshold {format_money(settings.threshold, symbol)}")
             self._color_progress(None)
-            self.level_label.clear()
+            self.level_label.setText(f"threshold {format_money(settings.threshold, symbol)}")
             self.info_label.clear()
             self.updated_label.clear()
             _set_note(self.runtime_label, None)
@@ -398,7 +452,7 @@ class DetailsWindow(QWidget):
             self.progress.setValue(0)
             self.progress.setFormat(f"threshold {threshold}")
             self._color_progress(None)
-            self.level_label.clear()
+            self.level_label.setText(f"threshold {threshold}")
             self.info_label.clear()
             self.updated_label.clear()
             return
@@ -420,12 +474,12 @@ class DetailsWindow(QWidget):
         shown = "over 9999" if percent > 9999 else f"{percent:.0f}"
         self.progress.setValue(int(min(100.0, max(0.0, percent))))
         self.progress.setFormat(f"{shown} % of the {threshold} threshold")
+        self.level_label.setText(f"{shown} % of the {threshold} threshold · {_LEVEL_WORDS[level]}")
         self.progress.setToolTip(
             f"Expected total {format_money(total.expected, symbol)} against the threshold {threshold}"
             + (" (MITY_COST_THRESHOLD)" if "threshold" in settings.env_overrides else "")
         )
         self._color_progress(level)
-        self.level_label.setText(level.label.upper() if level is not Level.OK else "OK")
         assert view.loaded is not None
         doc = view.loaded.doc
         factory = doc["confirmationThreshold"]
@@ -441,9 +495,8 @@ class DetailsWindow(QWidget):
     def _color_progress(self, level: Level | None) -> None:
         color = LEVEL_COLORS[level] if level is not None else "#9e9e9e"
         self.progress.setStyleSheet(
-            "QProgressBar { border: 1px solid palette(mid); border-radius: 4px; text-align: center; "
-            "background: palette(base); }"
-            f"QProgressBar::chunk {{ background-color: {color}; border-radius: 3px; }}"
+            "QProgressBar { border: 1px solid palette(mid); border-radius: 5px; background: palette(base); }"
+            f"QProgressBar::chunk {{ background-color: {color}; border-radius: 4px; }}"
         )
         self.level_label.setStyleSheet(f"color: {color}; font-weight: 600;")
 
@@ -453,7 +506,9 @@ class DetailsWindow(QWidget):
         has_good = view.loaded is not None
         _set_note(
             self.updating_label,
-            "Updating… the cost file is being written; showing the last good figures." if view.updating else None,
+            "Updating… the cost file is being written; showing the last good figures."
+            if view.updating
+            else None,
         )
         error_text = None
         if view.error is not None and not view.updating:
@@ -468,18 +523,29 @@ class DetailsWindow(QWidget):
         if view.loaded is not None and not view.loaded.consistency.consistent:
             check = view.loaded.consistency
             scale = settings.convert(1.0, view.loaded.doc["currency"])
+            ledger = format_money(check.ledger_llm * scale, symbol)
+            records = format_money(check.records_llm * scale, symbol)
             consistency_text = (
-                f"Inconsistent session: the ledger's LLM cost is {format_money(check.ledger_llm * scale, symbol)} "
-                f"but its records sum to {format_money(check.records_llm * scale, symbol)}"
+                f"Inconsistent session: the ledger's LLM cost is {ledger} but its records sum to {records}"
             )
             if check.duplicate_ids:
                 consistency_text += f"; {len(check.duplicate_ids)} record id(s) repeat"
             consistency_text += ". The totals use the ledger's figure."
-        _set_note(self.consistency_label, consistency_text, view.loaded.consistency.describe() if view.loaded else "")
+        _set_note(
+            self.consistency_label,
+            consistency_text,
+            view.loaded.consistency.describe() if view.loaded else "",
+        )
         llm_text = None
         if not settings.llm_enabled:
-            where = f"{ENV_LLM} is false" if "llm_enabled" in settings.env_overrides else "turned off in the settings"
-            llm_text = f"LLM costs are not counted in the totals ({where}); they still appear in the breakdown."
+            where = (
+                f"{ENV_LLM} is false"
+                if "llm_enabled" in settings.env_overrides
+                else "turned off in the settings"
+            )
+            llm_text = (
+                f"LLM costs are not counted in the totals ({where}); they still appear in the breakdown."
+            )
         _set_note(self.llm_label, llm_text)
 
     def _render_body(self, view: SessionView | None) -> None:
@@ -499,12 +565,66 @@ class DetailsWindow(QWidget):
         if key == self._body_key:
             return
         self._body_key = key
-        # Keep what the ids point at alive, so an id is never reused while it is in the key.
-        self._body_refs = (view, snapshot.features, prices)
-        switched = view is None or view.key != self._body_session
-        self._body_session = view.key if view is not None else None
-        shown = view if view is not None else _EMPTY_VIEW
-        tree = build_tree(shown, snapshot.features, settings, prices, feature_errors=len(snapshot.feature_errors))
+        job = _Job(
+            key,
+            view if view is not None else _EMPTY_VIEW,
+            snapshot.features,
+            len(snapshot.feature_errors),
+            settings,
+            prices,
+        )
+        self._body_job = job  # keeps what the ids in the key point at alive
+        records = len(view.loaded.doc["llmUsage"]) if view is not None and view.loaded is not None else 0
+        if records < self._background_from:
+            self._pending = None
+            self._show_result(job, job.run(self._call_cache))
+        elif self._running is None and not self._pause.isActive():
+            self._start(job)
+        else:
+            self._pending = job  # started when the worker is free; older pending ones are dropped
+
+    def _resume(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None and self._running is None:
+            self._start(pending)
+        elif pending is not None:
+            self._pending = pending
+
+    def _start(self, job: _Job) -> None:
+        """Compute a job on the worker thread; its result comes back through ``_computed``."""
+        self._running = job
+        future = self._executor.submit(job.run, self._call_cache)
+        future.add_done_callback(lambda done: self._deliver(job, done))
+
+    def _deliver(self, job: _Job, done: Future[_Result]) -> None:
+        """Runs on the worker thread: hand the result to the GUI thread."""
+        try:
+            result = done.result()
+        except Exception:  # noqa: BLE001 - never lose the window over a bad document
+            result = None
+        with contextlib.suppress(RuntimeError):  # the window is already gone
+            self._computed.emit((job, result))
+
+    def _on_computed(self, payload: tuple[_Job, _Result | None]) -> None:
+        job, result = payload
+        self._running = None
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            # A newer snapshot arrived meanwhile: compute it after a pause, so a file rewritten many
+            # times a second keeps the worker (and its hold on the interpreter) busy only part time.
+            self._pending = pending
+            self._pause.start()
+        # Show this result unless another session was put on screen since it was asked for; it
+        # is never older than what is shown, and skipping it would starve a constantly written file.
+        if result is not None and self._body_key is not None and job.key[0] == self._body_key[0]:
+            self._show_result(job, result)
+
+    def _show_result(self, job: _Job, result: _Result) -> None:
+        """Put a computed tree and chart data on screen (GUI thread)."""
+        tree, series = result
+        view, settings = job.view, job.settings
+        switched = view.key != self._body_session
+        self._body_session = view.key
         if switched:
             self.keeper.skip_next()
         reset = self.model.set_tree(tree, settings.symbol)
@@ -512,11 +632,34 @@ class DetailsWindow(QWidget):
         if switched and reset:
             self.tree.expandToDepth(0)
             self.tree.scrollToTop()
-        if view is None or view.loaded is None:
-            self.charts.set_series(session_series(_EMPTY_VIEW, settings), settings.symbol, ())
-            return
+        records = view.loaded.doc["llmUsage"] if view.loaded is not None else []
         note = "" if settings.llm_enabled else "LLM costs are not counted"
-        self.charts.set_series(
-            session_series(view, settings), settings.symbol, view.loaded.doc["llmUsage"], note
-        )
+        self.charts.set_series(series, settings.symbol, records, note)
+        self.rendered.emit()
 
+
+_Result = tuple[Node, SessionSeries]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What one rendering of the tree and the charts needs (pure data: it may run on a worker)."""
+
+    key: tuple[Any, ...]
+    view: SessionView
+    features: tuple[LoadedFeature, ...]
+    feature_errors: int
+    settings: Settings
+    prices: PriceBook | None
+
+    def run(self, cache: CallCache) -> _Result:
+        """Build the tree and the chart series (Qt-free)."""
+        tree = build_tree(
+            self.view,
+            self.features,
+            self.settings,
+            self.prices,
+            feature_errors=self.feature_errors,
+            cache=cache,
+        )
+        return tree, session_series(self.view, self.settings)

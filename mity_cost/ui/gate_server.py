@@ -18,7 +18,7 @@ import stat
 from pathlib import Path
 from typing import Protocol
 
-from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
 from mity_cost.core import gate_protocol
@@ -45,6 +45,7 @@ class RequestHandler(Protocol):
         reply_callback: ReplyCallback,
         *,
         currency: str = "USD",
+        reason: str = "",
     ) -> str:
         """Take a request; call ``reply_callback`` once with the verdict; return the request's id."""
         ...
@@ -55,10 +56,11 @@ class RequestHandler(Protocol):
 
 
 class _Connection(QObject):
-    """One client: its socket, what it sent so far, and its request."""
+    """One client: its socket (a child, deleted with it), what it sent so far, and its request."""
 
     def __init__(self, sock: QLocalSocket, parent: QObject) -> None:
         super().__init__(parent)
+        sock.setParent(self)
         self.socket = sock
         self.frames = FrameBuffer()
         self.request: GateRequest | None = None
@@ -100,11 +102,10 @@ def probe(path: Path) -> str:
 class GateServer(QObject):
     """Listens for gate requests and hands them to ``handler``.
 
-    Signals:
-        connection_closed(): a client's socket was released (tests count them).
+    Sockets and timers are connected to this object's slots, which find their client with
+    ``sender()``: no lambdas outlive the server, and no signal is emitted from Python (PySide6
+    6.12's ``emit()`` drops a reference to ``True`` each time).
     """
-
-    connection_closed = Signal()
 
     def __init__(
         self, handler: RequestHandler, path: Path | None = None, parent: QObject | None = None
@@ -114,7 +115,8 @@ class GateServer(QObject):
         self._path = path
         self._server = QLocalServer(self)
         self._server.newConnection.connect(self._on_new_connection)
-        self._connections: set[_Connection] = set()
+        self._connections: dict[QObject, _Connection] = {}
+        """Every client, by its socket and by its timer (what ``sender()`` gives)."""
         self.error: str | None = None
         self.another_instance = False
 
@@ -131,7 +133,7 @@ class GateServer(QObject):
     @property
     def connection_count(self) -> int:
         """Clients connected now."""
-        return len(self._connections)
+        return len({id(conn) for conn in self._connections.values()})
 
     def start(self) -> bool:
         """Listen; ``False`` (and ``error`` says why) when the folder is unsafe or another app listens."""
@@ -139,6 +141,9 @@ class GateServer(QObject):
             return True
         self.error = None
         self.another_instance = False
+        if not hasattr(socket, "AF_UNIX"):
+            self.error = "the confirmation socket needs Unix sockets, which this platform lacks"
+            return False
         try:
             gate_protocol.ensure_runtime_dir(self.path.parent)
             sock = self._bind()
@@ -183,7 +188,7 @@ class GateServer(QObject):
 
     def stop(self) -> None:
         """Stop listening (removing the socket file) and drop every client."""
-        for conn in list(self._connections):
+        for conn in list(self._connections.values()):
             conn.socket.abort()
             self._release(conn)
         if self._server.isListening():
@@ -207,15 +212,38 @@ class GateServer(QObject):
                 sock.deleteLater()
                 continue
             conn = _Connection(sock, self)
-            self._connections.add(conn)
-            sock.readyRead.connect(lambda c=conn: self._on_ready_read(c))
-            sock.disconnected.connect(lambda c=conn: self._release(c))
-            conn.timer.timeout.connect(lambda c=conn: self._drop(c, "no request in time"))
+            self._connections[sock] = conn
+            self._connections[conn.timer] = conn
+            sock.readyRead.connect(self._on_ready_read)
+            sock.disconnected.connect(self._on_disconnected)
+            conn.timer.timeout.connect(self._on_expired)
             conn.timer.start()
             if sock.bytesAvailable():
-                self._on_ready_read(conn)
+                self._read(conn)
 
-    def _on_ready_read(self, conn: _Connection) -> None:
+    def _sender_connection(self) -> _Connection | None:
+        sender = self.sender()
+        return self._connections.get(sender) if sender is not None else None
+
+    @Slot()
+    def _on_ready_read(self) -> None:
+        conn = self._sender_connection()
+        if conn is not None:
+            self._read(conn)
+
+    @Slot()
+    def _on_disconnected(self) -> None:
+        conn = self._sender_connection()
+        if conn is not None:
+            self._release(conn)
+
+    @Slot()
+    def _on_expired(self) -> None:
+        conn = self._sender_connection()
+        if conn is not None:
+            self._drop(conn, "no request in time")
+
+    def _read(self, conn: _Connection) -> None:
         if conn.closed:
             return
         while conn.socket.bytesAvailable() > 0 and not conn.closed:
@@ -247,23 +275,31 @@ class GateServer(QObject):
             )
             self._send(c, answer)
 
-        conn.handle = self._handler.request(
-            request.session_id,
-            request.root,
-            request.estimate,
-            request.operation,
-            reply,
-            currency=request.currency,
-        )
+        try:
+            conn.handle = self._handler.request(
+                request.session_id,
+                request.root,
+                request.estimate,
+                request.operation,
+                reply,
+                currency=request.currency,
+                reason=request.reason,
+            )
+        except Exception:  # a slot must not die; the client gets a "no" rather than a hang
+            log.exception("gate: the request for session %s failed", request.session_id)
+            self._send(conn, GateAnswer(request.id, "denied", message="the app failed to handle the request"))
 
     def _send(self, conn: _Connection, answer: GateAnswer) -> None:
         """Write the answer and close gracefully (the client reads it, then sees the end)."""
         conn.answered = True
         if conn.closed:
             return
-        conn.socket.write(gate_protocol.encode(answer.to_json()))
-        conn.socket.flush()
-        conn.socket.disconnectFromServer()
+        try:
+            conn.socket.write(gate_protocol.encode(answer.to_json()))
+            conn.socket.flush()
+            conn.socket.disconnectFromServer()
+        except RuntimeError:  # the socket is already gone (the app is shutting down)
+            conn.closed = True
 
     def _drop(self, conn: _Connection, why: str) -> None:
         log.warning("gate: closing a connection: %s", why)
@@ -276,9 +312,8 @@ class GateServer(QObject):
             return
         conn.closed = True
         conn.timer.stop()
-        self._connections.discard(conn)
+        self._connections.pop(conn.socket, None)
+        self._connections.pop(conn.timer, None)
         if conn.handle is not None and not conn.answered:
             self._handler.cancel(conn.handle)
-        conn.socket.deleteLater()
-        conn.deleteLater()
-        self.connection_closed.emit()
+        conn.deleteLater()  # and its socket with it

@@ -1,6 +1,6 @@
 """Desktop warnings at 50, 75, 90 and 100 % of the threshold (levels configurable).
 
-:class:`NotificationController` feeds every snapshot's sessions to a :class:`~mity_cost.core.thresholds.WarningLatch`
+:class:`NotificationController` feeds every snapshot's sessions to a ``core.thresholds.WarningLatch``
 and shows what it returns through a :class:`Notifier` (the tray's balloon, or the fallback window's
 notice when there is no tray).  Each level fires once per session, ever: what fired is kept in
 ``<data dir>/warnings.json`` so a restart does not repeat it.  Sessions already present in the first
@@ -115,7 +115,9 @@ class NotificationController(QObject):
             self._settings_key = settings_key
             self._seen.clear()
         first = not self._baseline_done
-        self._baseline_done = True
+        # The watcher may report an empty snapshot before its first scan: the baseline is the first
+        # snapshot that has sessions in it.
+        self._baseline_done = self._baseline_done or bool(snapshot.sessions)
         active = snapshot.active
         changed = False
         for view in snapshot.sessions:

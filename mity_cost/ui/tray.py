@@ -103,7 +103,10 @@ def _status_notes(snapshot: Snapshot | None, settings: Settings) -> list[str]:
     if snapshot is not None:
         status = snapshot.status
         if status.mode == "polling":
-            notes.append("Watching degraded: polling for changes" + (f" ({status.messages[0]})" if status.messages else ""))
+            notes.append(
+                "Watching degraded: polling for changes"
+                + (f" ({status.messages[0]})" if status.messages else "")
+            )
         elif status.mode == "stopped":
             notes.append("Watching stopped" + (f" ({status.messages[0]})" if status.messages else ""))
         else:
@@ -119,7 +122,9 @@ def tray_state(snapshot: Snapshot | None, settings: Settings) -> TrayState:
     notes = _status_notes(snapshot, settings)
     active = snapshot.active if snapshot is not None else None
     if active is None or active.loaded is None:
-        broken = snapshot is not None and any(s.error is not None and not s.updating for s in snapshot.sessions)
+        broken = snapshot is not None and any(
+            s.error is not None and not s.updating for s in snapshot.sessions
+        )
         if snapshot is None:
             headline = "Starting…"
         elif broken:
@@ -133,7 +138,9 @@ def tray_state(snapshot: Snapshot | None, settings: Settings) -> TrayState:
         summary = summarize(active.loaded, settings)
     except Exception:  # a validated document should never fail; never let the badge die of it
         log.exception("could not summarise session %s", active.session_id)
-        return TrayState(settings.symbol, None, Variant.ERROR, "Could not compute the session total", "", tuple(notes))
+        return TrayState(
+            settings.symbol, None, Variant.ERROR, "Could not compute the session total", "", tuple(notes)
+        )
     fraction = summary.fraction_of_threshold
     total = summary.total
     headline = (
@@ -272,7 +279,9 @@ class FallbackWindow(QWidget):
 
     def apply(self, state: TrayState) -> None:
         """Show a new state."""
-        self.badge.setPixmap(render_badge(state.text, state.level, 56, state.variant, self.devicePixelRatioF()))
+        self.badge.setPixmap(
+            render_badge(state.text, state.level, 56, state.variant, self.devicePixelRatioF())
+        )
         self.headline.setText(state.headline)
         self.summary.setText(state.summary)
         self.summary.setVisible(bool(state.summary))
@@ -361,7 +370,6 @@ class TrayController(QObject):
         self.retry = QTimer(self)
         self.retry.setInterval(retry_ms)
         self.retry.timeout.connect(self.check_tray)
-        self.destroyed.connect(self.menu.deleteLater)
         self.rebuild_menu()
         self._refresh()
 
@@ -393,8 +401,10 @@ class TrayController(QObject):
             self.tray.show()
             log.info("tray icon shown")
         else:
-            log.warning("no system tray available; showing the fallback window and retrying every %d ms",
-                        self.retry.interval())
+            log.warning(
+                "no system tray available; showing the fallback window and retrying every %d ms",
+                self.retry.interval(),
+            )
             self._show_fallback()
             self.retry.start()
 
@@ -427,6 +437,18 @@ class TrayController(QObject):
             self.fallback = window
         self.fallback.showNormal()
         self.fallback.raise_()
+
+    def shutdown(self) -> None:
+        """Take the icon and windows down, in order (before the app object goes away)."""
+        self.retry.stop()
+        self.tray.hide()
+        self.tray.setContextMenu(None)  # type: ignore[arg-type]
+        if self.fallback is not None:
+            self.fallback.menu_button.setMenu(None)  # type: ignore[arg-type]
+            self.fallback.hide()
+            self.fallback.deleteLater()
+            self.fallback = None
+        self.menu.deleteLater()
 
     def bring_forward(self) -> None:
         """Show the fallback window again (when it stands in for the tray)."""

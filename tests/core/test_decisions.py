@@ -86,8 +86,8 @@ def test_no_file_is_no_decision(tmp_path: Path) -> None:
         json.dumps(_doc(decidedAt="2026-01-05T10:11:12")).encode(),  # no time zone
         json.dumps(_doc(sessionId="")).encode(),
         json.dumps(_doc(sessionId=7)).encode(),
-        b'{"sessionId": "x", "decision": "continue", "approvedUpTo": NaN, "decidedAt": "2026-01-05T10:11:12Z",'
-        b' "currency": "USD"}',
+        b'{"sessionId": "x", "decision": "continue", "approvedUpTo": NaN,'
+        b' "decidedAt": "2026-01-05T10:11:12Z", "currency": "USD"}',
         b'{"sessionId": "x", "decision": "continue", "approvedUpTo": Infinity, "decidedAt":'
         b' "2026-01-05T10:11:12Z", "currency": "USD"}',
         b'{"sessionId": "x", "decision": "pause", "decision": "continue", "approvedUpTo": 9,'
@@ -128,7 +128,9 @@ def test_timestamps_with_nine_fraction_digits_are_accepted(tmp_path: Path) -> No
 
 def test_in_currency_converts_the_approved_amount() -> None:
     decision = Decision(SID, "continue", 2.0, WHEN, "USD")
-    euros = decisions.in_currency(decision, "EUR", lambda amount, cur: amount * 0.5 if cur == "USD" else amount)
+    euros = decisions.in_currency(
+        decision, "EUR", lambda amount, cur: amount * 0.5 if cur == "USD" else amount
+    )
     assert euros.currency == "EUR" and euros.approved_up_to == 1.0
     assert decisions.in_currency(decision, "USD", lambda a, c: a * 99) is decision
 

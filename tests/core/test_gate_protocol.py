@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,10 @@ from mity_cost.core import gate_protocol
 from mity_cost.core.gate_protocol import FrameBuffer, FrameTooLarge, GateAnswer, ProtocolError
 
 SID = "5b7e1c3a-9d2f-4e8b-a6c1-3f0d8e2b7a91"
+CRASH = (
+    "import os, socket, sys; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); os._exit(1)"
+)
+"""A program that listens on the socket path and dies without cleaning up (a crashed app)."""
 
 
 def _request(**changes: object) -> bytes:
@@ -77,15 +82,15 @@ def _fake_owner(monkeypatch: pytest.MonkeyPatch, target: Path, uid: int) -> None
     """Make ``os.lstat`` report ``uid`` as the owner of ``target`` (everything else unchanged)."""
     real_lstat = os.lstat
 
-    def lstat(path: object, *args: object, **kwargs: object) -> os.stat_result:
-        result = real_lstat(path, *args, **kwargs)  # type: ignore[arg-type]
-        if os.fspath(path) == os.fspath(target):  # type: ignore[arg-type]
+    def lstat(path: str | Path, *args: Any, **kwargs: Any) -> os.stat_result:
+        result = real_lstat(path, *args, **kwargs)
+        if os.fspath(path) == os.fspath(target):
             values = list(result)
             values[stat.ST_UID] = uid
             return os.stat_result(values)
         return result
 
-    monkeypatch.setattr(gate_protocol.os, "lstat", lstat)
+    monkeypatch.setattr(os, "lstat", lstat)
 
 
 def test_a_folder_of_another_user_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -194,6 +199,16 @@ def test_parse_request_refuses_anything_else(line: bytes) -> None:
         gate_protocol.parse_request(line)
 
 
+def test_the_reason_is_optional_and_travels_when_given() -> None:
+    assert gate_protocol.parse_request(_request()).reason == ""
+    assert gate_protocol.parse_request(_request(reason="a budget asks")).reason == "a budget asks"
+    request = gate_protocol.new_request(SID, "/r", 0.1, "op", "USD", "a budget asks")
+    assert gate_protocol.parse_request(json.dumps(request.to_json()).encode()) == request
+    assert "reason" not in gate_protocol.new_request(SID, "/r", 0.1).to_json()
+    with pytest.raises(ProtocolError):
+        gate_protocol.parse_request(_request(reason=["x"]))
+
+
 def test_parse_request_flattens_and_shortens_the_operation_text() -> None:
     request = gate_protocol.parse_request(_request(operation="rm\n-rf\x1b[31m " + "x" * 900))
     assert "\n" not in request.operation and "\x1b" not in request.operation
@@ -279,6 +294,12 @@ def test_approved(fake_app: Callable[..., FakeApp], tmp_path: Path) -> None:
     assert sent["root"] == str(tmp_path) and sent["operation"] == "build" and sent["currency"] == "USD"
 
 
+def test_the_reason_is_sent(fake_app: Callable[..., FakeApp], tmp_path: Path) -> None:
+    app = fake_app(_answer("approved"))
+    assert gate_protocol.ask(SID, tmp_path, 0.25, timeout=5, reason="budget shop is over") == "approved"
+    assert app.received[0]["reason"] == "budget shop is over"
+
+
 def test_denied(fake_app: Callable[..., FakeApp], tmp_path: Path) -> None:
     fake_app(_answer("denied", message="the user chose to pause"))
     outcome = gate_protocol.ask_detailed(SID, tmp_path, 0.25, timeout=5)
@@ -327,8 +348,7 @@ def test_no_app_when_nothing_ever_listened(isolated_home: Path, tmp_path: Path) 
 def test_no_app_on_a_socket_left_by_a_crash(isolated_home: Path, tmp_path: Path) -> None:
     path = gate_protocol.socket_path()
     gate_protocol.ensure_runtime_dir(path.parent)
-    crash = "import os, socket, sys; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); os._exit(1)"
-    subprocess.run([sys.executable, "-c", crash, os.fspath(path)], check=False, timeout=30)
+    subprocess.run([sys.executable, "-c", CRASH, os.fspath(path)], check=False, timeout=30)
     assert stat.S_ISSOCK(os.lstat(path).st_mode)
     outcome = gate_protocol.ask_detailed(SID, tmp_path, 0.25, timeout=5)
     assert outcome.result == "no-app"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QDialog
 from pytestqt.qtbot import QtBot
 
@@ -40,6 +42,18 @@ def write_session(root: Path, session_id: str, total: float) -> SessionView:
     return SessionView(key=str(path), root=root, session_dir=path.parent, loaded=loaded)
 
 
+def shown(ctrl: ConfirmationController) -> ConfirmDialog | None:
+    """The dialog on screen (a call, so that type narrowing never goes stale across actions)."""
+    return ctrl.dialog
+
+
+def dialog_of(ctrl: ConfirmationController) -> ConfirmDialog:
+    """The dialog on screen; fails the test when there is none."""
+    dialog = ctrl.dialog
+    assert dialog is not None, "no confirmation dialog on screen"
+    return dialog
+
+
 def snapshot(*views: SessionView) -> Snapshot:
     return Snapshot(sessions=views)
 
@@ -64,8 +78,8 @@ def root(tmp_path: Path) -> Path:
 def controller(qtbot: QtBot) -> Iterator[ConfirmationController]:
     ctrl = ConfirmationController(started_at=0.0)
     yield ctrl
-    if ctrl.dialog is not None:
-        ctrl.dialog.hide()
+    if shown(ctrl) is not None:
+        dialog_of(ctrl).hide()
 
 
 class Replies:
@@ -80,7 +94,7 @@ class Replies:
 
 def test_nothing_under_the_threshold(controller: ConfirmationController, root: Path) -> None:
     controller.on_snapshot(snapshot(write_session(root, SID, 1.0)), USD)  # not strictly over
-    assert controller.dialog is None
+    assert shown(controller) is None
     assert visible_dialogs() == []
 
 
@@ -90,7 +104,7 @@ def test_a_crossing_opens_one_window_modal_dialog_with_the_figures(
     with qtbot.waitSignal(controller.asked) as asked:
         controller.on_snapshot(snapshot(write_session(root, SID, 1.2)), USD)
     assert asked.args == [SID]
-    dialog = controller.dialog
+    dialog = shown(controller)
     assert isinstance(dialog, ConfirmDialog)
     assert dialog.isModal() and dialog.windowModality() == Qt.WindowModality.WindowModal
     assert "over its cost threshold" in dialog.title.text()
@@ -109,9 +123,9 @@ def test_a_further_crossing_updates_the_open_dialog_instead_of_stacking(
     controller: ConfirmationController, root: Path
 ) -> None:
     controller.on_snapshot(snapshot(write_session(root, SID, 1.2)), USD)
-    first = controller.dialog
+    first = shown(controller)
     controller.on_snapshot(snapshot(write_session(root, SID, 2.4)), USD)
-    assert controller.dialog is first
+    assert shown(controller) is first
     assert len(visible_dialogs()) == 1
     assert first is not None and first.total.text() == "$2.40"
     assert first.approves.text() == "Continue approves spending up to $3.00"
@@ -122,33 +136,33 @@ def test_continue_writes_the_decision_and_approves_the_next_step(
 ) -> None:
     view = write_session(root, SID, 1.2)
     controller.on_snapshot(snapshot(view), USD)
-    assert controller.dialog is not None
+    assert shown(controller) is not None
     with qtbot.waitSignal(controller.decided) as decided:
-        qtbot.mouseClick(controller.dialog.continue_button, Qt.MouseButton.LeftButton)
+        QTest.mouseClick(dialog_of(controller).continue_button, Qt.MouseButton.LeftButton)
     assert decided.args == [SID, "continue"]
     doc = decision_doc(view)
     assert doc["sessionId"] == SID and doc["decision"] == "continue"
     assert doc["approvedUpTo"] == 2.0 and doc["currency"] == "USD"
     assert str(doc["decidedAt"]).endswith("Z")
     assert decisions.read_decision(view.session_dir, SID) is not None
-    assert controller.dialog is None
+    assert shown(controller) is None
 
     controller.on_snapshot(snapshot(write_session(root, SID, 1.9)), USD)
     controller.on_snapshot(snapshot(write_session(root, SID, 2.0)), USD)
-    assert controller.dialog is None  # within what was approved: no new dialog
+    assert shown(controller) is None  # within what was approved: no new dialog
     controller.on_snapshot(snapshot(write_session(root, SID, 2.1)), USD)
-    assert controller.dialog is not None  # the approved step is crossed: ask again
-    assert "approved so far: up to $2.00" in controller.dialog.threshold.text()
-    assert controller.dialog.approves.text() == "Continue approves spending up to $3.00"
+    assert shown(controller) is not None  # the approved step is crossed: ask again
+    assert "approved so far: up to $2.00" in dialog_of(controller).threshold.text()
+    assert dialog_of(controller).approves.text() == "Continue approves spending up to $3.00"
 
 
 def test_escape_means_pause(controller: ConfirmationController, root: Path, qtbot: QtBot) -> None:
     view = write_session(root, SID, 1.5)
     controller.on_snapshot(snapshot(view), USD)
-    dialog = controller.dialog
+    dialog = shown(controller)
     assert dialog is not None
     with qtbot.waitSignal(controller.decided) as decided:
-        qtbot.keyClick(dialog, Qt.Key.Key_Escape)
+        QTest.keyClick(dialog, Qt.Key.Key_Escape)
     assert decided.args == [SID, "pause"]
     doc = decision_doc(view)
     assert doc["decision"] == "pause"
@@ -159,10 +173,16 @@ def test_escape_means_pause(controller: ConfirmationController, root: Path, qtbo
 def test_closing_the_window_means_pause(controller: ConfirmationController, root: Path, qtbot: QtBot) -> None:
     view = write_session(root, SID, 1.5)
     controller.on_snapshot(snapshot(view), USD)
-    assert controller.dialog is not None
+    assert shown(controller) is not None
     with qtbot.waitSignal(controller.decided):
-        controller.dialog.close()
+        dialog_of(controller).close()
     assert decision_doc(view)["decision"] == "pause"
+
+
+def test_raise_dialog_only_when_one_waits(controller: ConfirmationController, root: Path) -> None:
+    assert not controller.raise_dialog()
+    controller.on_snapshot(snapshot(write_session(root, SID, 1.2)), USD)
+    assert controller.raise_dialog()
 
 
 def test_after_pause_the_same_step_does_not_ask_again_but_the_next_does(
@@ -171,9 +191,9 @@ def test_after_pause_the_same_step_does_not_ask_again_but_the_next_does(
     controller.on_snapshot(snapshot(write_session(root, SID, 1.2)), USD)
     controller.answer("pause")
     controller.on_snapshot(snapshot(write_session(root, SID, 1.6)), USD)
-    assert controller.dialog is None
+    assert shown(controller) is None
     controller.on_snapshot(snapshot(write_session(root, SID, 2.2)), USD)
-    assert controller.dialog is not None
+    assert shown(controller) is not None
 
 
 def test_a_repeated_snapshot_does_not_ask_twice(controller: ConfirmationController, root: Path) -> None:
@@ -184,22 +204,22 @@ def test_a_repeated_snapshot_does_not_ask_twice(controller: ConfirmationControll
     controller.decided.connect(lambda *args: decided.append(args))
     for _ in range(3):
         controller.on_snapshot(snapshot(view), USD)
-    assert controller.dialog is None and decided == []
+    assert shown(controller) is None and decided == []
 
 
 def test_sessions_not_written_since_start_do_not_ask_until_they_change(qtbot: QtBot, root: Path) -> None:
     view = write_session(root, SID, 5.0)  # over the threshold, but from before the app started
     ctrl = ConfirmationController(started_at=time.time() + 60)
     ctrl.on_snapshot(snapshot(view), USD)
-    assert ctrl.dialog is None
+    assert shown(ctrl) is None
     path = root / ".mity" / "chat" / SID / "cost.json"
     later = time.time() + 120
     os.utime(path, (later, later))  # the factory writes it again while the app runs
     fresh = load_session(path)
     assert isinstance(fresh, LoadedSession)
     ctrl.on_snapshot(snapshot(SessionView(SID, root, view.session_dir, fresh)), USD)
-    assert ctrl.dialog is not None
-    ctrl.dialog.hide()
+    assert shown(ctrl) is not None
+    dialog_of(ctrl).hide()
 
 
 def test_a_session_paused_before_start_is_not_asked_again_at_the_same_step(
@@ -208,16 +228,16 @@ def test_a_session_paused_before_start_is_not_asked_again_at_the_same_step(
     view = write_session(root, SID, 1.4)
     decisions.write_decision(view.session_dir, Decision(SID, "pause", 1.3, decisions.now()))
     controller.on_snapshot(snapshot(view), USD)
-    assert controller.dialog is None
+    assert shown(controller) is None
     controller.on_snapshot(snapshot(write_session(root, SID, 2.3)), USD)
-    assert controller.dialog is not None
+    assert shown(controller) is not None
 
 
 def test_a_broken_decision_file_approves_nothing(controller: ConfirmationController, root: Path) -> None:
     view = write_session(root, SID, 1.4)
     (view.session_dir / "cost.decision.json").write_text('{"sessionId": "s-one", "decision": "contin')
     controller.on_snapshot(snapshot(view), USD)
-    assert controller.dialog is not None
+    assert shown(controller) is not None
 
 
 def test_two_sessions_get_one_dialog_at_a_time(controller: ConfirmationController, root: Path) -> None:
@@ -225,14 +245,14 @@ def test_two_sessions_get_one_dialog_at_a_time(controller: ConfirmationControlle
     controller.on_snapshot(snapshot(one, two), USD)
     assert len(visible_dialogs()) == 1
     assert controller.waiting_sessions == (SID, OTHER)
-    dialog = controller.dialog
+    dialog = shown(controller)
     assert dialog is not None and SID in dialog.session.text()
     assert "1 more session" in dialog.queued.text()
     controller.answer("continue")
-    assert controller.dialog is dialog and OTHER in dialog.session.text()
+    assert shown(controller) is dialog and OTHER in dialog.session.text()
     assert len(visible_dialogs()) == 1
     controller.answer("pause")
-    assert controller.dialog is None
+    assert shown(controller) is None
     assert decision_doc(one)["decision"] == "continue" and decision_doc(two)["decision"] == "pause"
 
 
@@ -241,7 +261,7 @@ def test_euro_display(qtbot: QtBot, root: Path) -> None:
     settings = Settings(threshold=1.0, currency="EUR", eur_per_usd=0.5)
     view = write_session(root, SID, 3.0)  # USD 3.00 = EUR 1.50
     ctrl.on_snapshot(snapshot(view), settings)
-    assert ctrl.dialog is not None and ctrl.dialog.total.text() == "€1.50"
+    assert shown(ctrl) is not None and dialog_of(ctrl).total.text() == "€1.50"
     ctrl.answer("continue")
     doc = decision_doc(view)
     assert doc["currency"] == "EUR" and doc["approvedUpTo"] == 2.0
@@ -257,7 +277,7 @@ def test_a_request_shows_the_operation_and_continue_approves_it(
     controller.on_snapshot(snapshot(view), USD)
     replies = Replies()
     controller.request(SID, root, 0.3, "build the container", replies)
-    dialog = controller.dialog
+    dialog = shown(controller)
     assert dialog is not None
     assert "asks to spend more" in dialog.title.text()
     assert "build the container: estimate $0.30" in dialog.operation.text()
@@ -282,11 +302,11 @@ def test_a_request_joins_the_open_dialog_of_its_session(
     controller: ConfirmationController, root: Path
 ) -> None:
     controller.on_snapshot(snapshot(write_session(root, SID, 1.2)), USD)
-    dialog = controller.dialog
+    dialog = shown(controller)
     first, second = Replies(), Replies()
     controller.request(SID, root, 0.1, "tests", first)
     controller.request(SID, root, 0.2, "scan", second)
-    assert controller.dialog is dialog and len(visible_dialogs()) == 1
+    assert shown(controller) is dialog and len(visible_dialogs()) == 1
     assert dialog is not None and "tests" in dialog.operation.text() and "scan" in dialog.operation.text()
     controller.answer("pause")
     assert [v.answer for v in first.got + second.got] == ["denied", "denied"]
@@ -300,15 +320,30 @@ def test_a_request_for_an_approved_amount_is_answered_at_once(
     replies = Replies()
     controller.request(SID, root, 0.5, "tests", replies)
     assert [v.answer for v in replies.got] == ["approved"]
-    assert controller.dialog is None
+    assert shown(controller) is None
 
 
-def test_a_paused_session_asks_even_under_the_threshold(controller: ConfirmationController, root: Path) -> None:
+def test_a_request_with_a_reason_is_always_put_to_the_user(
+    controller: ConfirmationController, root: Path
+) -> None:
+    view = write_session(root, SID, 1.2)
+    decisions.write_decision(view.session_dir, Decision(SID, "continue", 2.0, decisions.now()))
+    replies = Replies()
+    controller.request(SID, root, 0.1, "tests", replies, reason="budget shop (month) would be exceeded")
+    assert replies.got == []
+    assert (
+        "Also asked because budget shop (month) would be exceeded" in dialog_of(controller).operation.text()
+    )
+
+
+def test_a_paused_session_asks_even_under_the_threshold(
+    controller: ConfirmationController, root: Path
+) -> None:
     view = write_session(root, SID, 0.2)
     decisions.write_decision(view.session_dir, Decision(SID, "pause", 0.2, decisions.now()))
     replies = Replies()
     controller.request(SID, root, 0.1, "tests", replies)
-    assert controller.dialog is not None and replies.got == []
+    assert shown(controller) is not None and replies.got == []
 
 
 def test_a_withdrawn_request_closes_its_dialog_without_deciding(
@@ -317,9 +352,9 @@ def test_a_withdrawn_request_closes_its_dialog_without_deciding(
     view = write_session(root, SID, 0.9)
     replies = Replies()
     request_id = controller.request(SID, root, 0.3, "tests", replies)
-    assert controller.dialog is not None
+    assert shown(controller) is not None
     controller.cancel(request_id)
-    assert controller.dialog is None
+    assert shown(controller) is None
     assert replies.got == []
     assert not (view.session_dir / "cost.decision.json").exists()
 
@@ -330,8 +365,8 @@ def test_a_withdrawn_request_leaves_a_crossing_dialog_open(
     controller.on_snapshot(snapshot(write_session(root, SID, 1.2)), USD)
     request_id = controller.request(SID, root, 0.3, "tests", Replies())
     controller.cancel(request_id)
-    assert controller.dialog is not None
-    assert not controller.dialog.operation.isVisibleTo(controller.dialog)
+    assert shown(controller) is not None
+    assert not dialog_of(controller).operation.isVisibleTo(dialog_of(controller))
 
 
 def test_a_request_for_a_session_not_watched_reads_its_file(
@@ -339,7 +374,7 @@ def test_a_request_for_a_session_not_watched_reads_its_file(
 ) -> None:
     write_session(root, SID, 1.4)
     controller.request(SID, root, 0.1, "tests", Replies())
-    assert controller.dialog is not None and controller.dialog.total.text() == "$1.40"
+    assert shown(controller) is not None and dialog_of(controller).total.text() == "$1.40"
 
 
 def test_refused_requests(controller: ConfirmationController, root: Path) -> None:
@@ -362,7 +397,7 @@ def test_auto_answer_never_shows_a_dialog(qtbot: QtBot, root: Path) -> None:
     with qtbot.waitSignal(ctrl.decided) as decided:
         ctrl.on_snapshot(snapshot(view), USD)
         ctrl.request(SID, root, 0.2, "tests", replies)
-        assert ctrl.dialog is None and visible_dialogs() == []
+        assert shown(ctrl) is None and visible_dialogs() == []
     assert decided.args == [SID, "pause"]
     assert [v.answer for v in replies.got] == ["denied"]
     assert decision_doc(view)["decision"] == "pause"
@@ -371,3 +406,31 @@ def test_auto_answer_never_shows_a_dialog(qtbot: QtBot, root: Path) -> None:
 def test_auto_answer_must_be_a_decision() -> None:
     with pytest.raises(ValueError):
         ConfirmationController(auto_answer="yes")
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="None, True and False are immortal from 3.12")
+def test_qt_calls_cannot_use_up_none_or_true(controller: ConfirmationController, root: Path) -> None:
+    # PySide6 6.12 drops a reference to None on each void call and to True on each emit
+    for _ in range(20):
+        controller.on_snapshot(snapshot(write_session(root, SID, 1.2)), USD)
+        controller.answer("pause")
+    assert sys.getrefcount(None) > 1 << 39
+    assert sys.getrefcount(True) > 1 << 39
+    assert sys.getrefcount(False) > 1 << 39
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [Settings(), Settings(currency="EUR", eur_per_usd=0.8), Settings(llm_enabled=False)],
+)
+def test_session_total_follows_the_summary_rules(example_root: Path, settings: Settings) -> None:
+    from mity_cost.core.layout import session_files
+    from mity_cost.core.summary import summarize
+    from mity_cost.ui.confirmation import session_total
+
+    files = session_files(example_root)
+    assert files
+    for found in files:
+        loaded = load_session(found.path)
+        assert isinstance(loaded, LoadedSession)
+        assert session_total(loaded, settings) == summarize(loaded, settings).total

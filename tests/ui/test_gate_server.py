@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtNetwork import QLocalSocket
+from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
 from mity_cost.core import gate_protocol
@@ -23,9 +25,11 @@ from mity_cost.core.gate_protocol import Outcome
 from mity_cost.ui import gate_server
 from mity_cost.ui.confirmation import ConfirmationController, ReplyCallback, Verdict
 from mity_cost.ui.gate_server import GateServer
-from tests.ui.test_confirmation import SID, write_session
+from tests.ui.test_confirmation import SID, dialog_of, shown, write_session
 
-CRASH = "import os, socket, sys; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); os._exit(1)"
+CRASH = (
+    "import os, socket, sys; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); os._exit(1)"
+)
 
 
 class FakeHandler:
@@ -34,6 +38,7 @@ class FakeHandler:
     def __init__(self) -> None:
         self.requests: list[tuple[str, str, str, float, str, str, ReplyCallback]] = []
         self.cancelled: list[str] = []
+        self.reasons: list[str] = []
 
     def request(
         self,
@@ -44,8 +49,10 @@ class FakeHandler:
         reply_callback: ReplyCallback,
         *,
         currency: str = "USD",
+        reason: str = "",
     ) -> str:
         handle = f"h{len(self.requests)}"
+        self.reasons.append(reason)
         self.requests.append((handle, session_id, str(root), estimate, operation, currency, reply_callback))
         return handle
 
@@ -73,7 +80,9 @@ def server(qtbot: QtBot, handler: FakeHandler) -> Iterator[GateServer]:
     srv.stop()
 
 
-def ask_in_thread(pool: ThreadPoolExecutor, root: Path, timeout: float = 10, estimate: float = 0.3) -> Future[Outcome]:
+def ask_in_thread(
+    pool: ThreadPoolExecutor, root: Path, timeout: float = 10, estimate: float = 0.3
+) -> Future[Outcome]:
     return pool.submit(gate_protocol.ask_detailed, SID, root, estimate, "build the container", timeout)
 
 
@@ -226,9 +235,30 @@ def test_bytes_arriving_one_at_a_time_make_one_request(
             QCoreApplication.processEvents()
         qtbot.waitUntil(lambda: len(handler.requests) == 1)
         assert handler.requests[0][1:6] == (SID, "/some/root", 0.5, "tests", "USD")
+        assert handler.reasons == [""]
         handler.requests[0][6](Verdict("denied", None, "USD", "paused"))
         answer = gate_protocol.parse_answer(read_until_closed(client, qtbot).rstrip(b"\n"))
     assert answer.id == "req-1" and answer.answer == "denied"
+
+
+def test_a_reason_reaches_the_handler(server: GateServer, handler: FakeHandler, qtbot: QtBot) -> None:
+    with raw_client() as client:
+        client.sendall(request_bytes(reason="budget app:shop (month) would be exceeded"))
+        qtbot.waitUntil(lambda: len(handler.requests) == 1)
+    assert handler.reasons == ["budget app:shop (month) would be exceeded"]
+
+
+def test_a_handler_that_fails_gets_the_client_a_no(
+    server: GateServer, handler: FakeHandler, qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> str:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(handler, "request", broken)
+    with raw_client() as client:
+        client.sendall(request_bytes())
+        answer = gate_protocol.parse_answer(read_until_closed(client, qtbot).rstrip(b"\n"))
+    assert answer.answer == "denied" and answer.id == "req-1"
 
 
 def test_an_oversized_request_is_refused_and_the_connection_closed(
@@ -237,10 +267,8 @@ def test_an_oversized_request_is_refused_and_the_connection_closed(
     sent = threading.Event()
 
     def flood(client: socket.socket) -> None:
-        try:
+        with contextlib.suppress(OSError):
             client.sendall(b"x" * (10 * 1024 * 1024))
-        except OSError:
-            pass
         sent.set()
 
     with raw_client() as client:
@@ -266,7 +294,7 @@ def test_a_bad_request_gets_a_denial_that_says_why(
 def test_a_peer_of_another_user_is_refused(
     server: GateServer, handler: FakeHandler, qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(gate_server.gate_protocol, "peer_uid_of_fd", lambda fd: os.getuid() + 1)
+    monkeypatch.setattr(gate_protocol, "peer_uid_of_fd", lambda fd: os.getuid() + 1)
     with raw_client() as client:
         client.sendall(request_bytes())
         assert read_until_closed(client, qtbot) == b""
@@ -276,7 +304,7 @@ def test_a_peer_of_another_user_is_refused(
 def test_a_peer_whose_uid_cannot_be_read_is_refused(
     server: GateServer, handler: FakeHandler, qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(gate_server.gate_protocol, "peer_uid_of_fd", lambda fd: None)
+    monkeypatch.setattr(gate_protocol, "peer_uid_of_fd", lambda fd: None)
     with raw_client() as client:
         client.sendall(request_bytes())
         assert read_until_closed(client, qtbot) == b""
@@ -325,8 +353,8 @@ def test_stop_withdraws_what_is_waiting(
 def controller(qtbot: QtBot) -> Iterator[ConfirmationController]:
     ctrl = ConfirmationController(started_at=0.0)
     yield ctrl
-    if ctrl.dialog is not None:
-        ctrl.dialog.hide()
+    if shown(ctrl) is not None:
+        dialog_of(ctrl).hide()
 
 
 @pytest.mark.parametrize(("button", "expected"), [("continue", "approved"), ("pause", "denied")])
@@ -343,11 +371,11 @@ def test_the_user_answers_in_the_dialog(
     try:
         view = write_session(tmp_path, SID, 0.9)
         future = ask_in_thread(pool, tmp_path)
-        qtbot.waitUntil(lambda: controller.dialog is not None)
-        dialog = controller.dialog
+        qtbot.waitUntil(lambda: shown(controller) is not None)
+        dialog = shown(controller)
         assert dialog is not None and "build the container" in dialog.operation.text()
         target = dialog.continue_button if button == "continue" else dialog.pause_button
-        qtbot.mouseClick(target, Qt.MouseButton.LeftButton)
+        QTest.mouseClick(target, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(future.done)
         assert future.result().result == expected
         decision = json.loads((view.session_dir / "cost.decision.json").read_text())
@@ -364,10 +392,35 @@ def test_a_client_gone_before_the_answer_closes_its_dialog(
     try:
         view = write_session(tmp_path, SID, 0.9)
         future = ask_in_thread(pool, tmp_path, timeout=0.4)
-        qtbot.waitUntil(lambda: controller.dialog is not None)
+        qtbot.waitUntil(lambda: shown(controller) is not None)
         qtbot.waitUntil(future.done)
         assert future.result().result == "timeout"
-        qtbot.waitUntil(lambda: controller.dialog is None)
+        qtbot.waitUntil(lambda: shown(controller) is None)
         assert not (view.session_dir / "cost.decision.json").exists()
+    finally:
+        srv.stop()
+
+
+def test_two_clients_for_two_sessions_are_asked_in_turn(
+    controller: ConfirmationController, pool: ThreadPoolExecutor, qtbot: QtBot, tmp_path: Path
+) -> None:
+    srv = GateServer(controller)
+    assert srv.start()
+    try:
+        write_session(tmp_path, SID, 0.9)
+        write_session(tmp_path, "s-two", 0.95)
+        first = ask_in_thread(pool, tmp_path)
+        qtbot.waitUntil(lambda: controller.waiting_sessions == (SID,))
+        second = pool.submit(gate_protocol.ask_detailed, "s-two", tmp_path, 0.2, "scan", 10)
+        qtbot.waitUntil(lambda: controller.waiting_sessions == (SID, "s-two"))
+        assert SID in dialog_of(controller).session.text()
+        controller.answer("continue")
+        qtbot.waitUntil(first.done)
+        assert first.result().result == "approved" and not second.done()
+        assert "s-two" in dialog_of(controller).session.text()  # the same single dialog, next session
+        controller.answer("pause")
+        qtbot.waitUntil(second.done)
+        assert second.result().result == "denied"
+        assert shown(controller) is None
     finally:
         srv.stop()
