@@ -16,10 +16,11 @@ from typing_extensions import TypedDict
 
 from mity_cost.core.money import CURRENCY_SYMBOLS as CURRENCY_SYMBOLS
 
-Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-"""A finite, non-negative amount of money."""
+Amount = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
+"""A finite, non-negative amount of money (a JSON number: never a string or a boolean)."""
 
-TokenCount = Annotated[int, Field(ge=0)]
+TokenCount = Annotated[int, Field(ge=0, strict=True)]
+StrictBool = Annotated[bool, Field(strict=True)]
 Currency = Literal["USD", "EUR"]
 Scope = Literal["session", "app", "feature", "station", "llmcall"]
 
@@ -86,12 +87,12 @@ class CostEstimate(TypedDict):
 
     currency: Currency
     scope: Scope
-    confidence: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+    confidence: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)]
     breakdown: CostBreakdown
     total: OrderedCostItem
     assumptions: list[str]
     updatedAt: AwareDatetime
-    isMonthly: NotRequired[bool]
+    isMonthly: NotRequired[StrictBool]
 
 
 ModelName = str | dict[str, str]
@@ -124,7 +125,7 @@ class ExecutionCostEstimate(TypedDict):
     cpuMinutes: Amount
     memoryGbMinutes: Amount
     cost: OrderedCostItem
-    isLocal: bool
+    isLocal: StrictBool
 
 
 @with_config(_EXTRA)

@@ -127,9 +127,14 @@ def _error_from_validation(exc: ValidationError, path: Path | None) -> LoadError
 
 
 def _strip(data: bytes) -> bytes | None:
-    """Drop a UTF-8 byte-order mark; ``None`` for an empty or blank file."""
+    """Drop a UTF-8 byte-order mark; ``None`` for an empty or blank file.
+
+    Trailing NUL bytes are dropped too: a writer that preallocates a file and fills it in place
+    leaves them behind the part it has written, so the rest reads as cut short (incomplete).
+    """
     if data.startswith(_BOM):
         data = data[len(_BOM) :]
+    data = data.rstrip(b"\0")
     return data if data.strip() else None
 
 

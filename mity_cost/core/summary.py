@@ -120,7 +120,12 @@ def summarize(session: LoadedSession, settings: Settings) -> RuntimeCostSummary:
     total = Range.of(ledger["total"], scale)
     llm = Range.of(ledger["breakdown"]["llm"], scale)
     if not settings.llm_enabled:
-        total = total - llm
+        # Sum the other four categories (as the factory sums the five) rather than subtract the LLM
+        # part from the total, which would leave float noise behind.
+        breakdown = ledger["breakdown"]
+        total = ZERO
+        for category in ("compute", "storage", "network", "misc"):
+            total = total + Range.of(breakdown[category], scale)
     monthly = Range.of(doc["infraCost"]["total"], scale)
     records = doc["llmUsage"]
     tokens = sum(r["inputTokens"] + r["outputTokens"] for r in records)

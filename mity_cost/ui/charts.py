@@ -146,7 +146,7 @@ class CumulativeChart(_Plot):
         item.setLabel("left", f"cumulative cost ({symbol})")
         title = note or (f"{series.events:,} cost events" if series.events else "no costs yet")
         item.setTitle(title, size="9pt")
-        item.setYRange(0.0, max(series.top, 1e-6) * 1.08, padding=0)
+        item.setYRange(0.0, max(series.top, 1e-6) * 1.15, padding=0)  # room for the line's label
         if series.x.size:
             item.enableAutoRange(axis="x")
 

@@ -1,8 +1,11 @@
 """The details window: one session's total range, progress to the threshold, breakdown and charts.
 
 ``DetailsWindow.apply(snapshot, settings)`` takes every snapshot the bridge emits; the header is
-updated at once, the tree and the charts only while the window is visible (and only when the
-session's data really changed), so a hidden window costs nothing.  Closing the window hides it.
+updated at once (from the ledger: cheap), the tree and the charts only while the window is visible
+and only when the session's data really changed.  For a large session they are computed on a worker
+thread (``core.breakdown`` and ``core.series`` are Qt-free) and only put on screen by the GUI thread;
+a file rewritten faster than that is coalesced, the newest state winning.  Closing the window hides
+it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from mity_cost.core import prices as prices_module
 from mity_cost.core.breakdown import CallCache, Node, build_tree
 from mity_cost.core.loading import LoadedFeature, LoadedSession
 from mity_cost.core.money import CURRENCY_SYMBOLS, format_money
@@ -178,7 +182,11 @@ class DetailsWindow(QWidget):
         self._pause.setSingleShot(True)
         self._pause.setInterval(BACKGROUND_PAUSE_MS)
         self._pause.timeout.connect(self._resume)
-        self.destroyed.connect(lambda *_: self._executor.shutdown(wait=False, cancel_futures=True))
+        executor = self._executor
+        self.destroyed.connect(lambda *_: executor.shutdown(wait=False, cancel_futures=True))
+        if self._load_prices:
+            # genai-prices takes a few tenths of a second to import: do it before the first showing.
+            executor.submit(prices_module.catalog)
         self._dirty = True
         self._summaries: dict[int, tuple[Any, RuntimeCostSummary]] = {}
         self._build()
@@ -199,16 +207,19 @@ class DetailsWindow(QWidget):
         self.picker.setMinimumContentsLength(40)
         self.picker.setToolTip("Sessions, the most recently updated first")
         self.picker.activated.connect(self._picked)
+        self.picker.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Fixed)
         self.runtime_label = QLabel()
         self.runtime_label.setVisible(False)
-        self.runtime_label.setStyleSheet("color: palette(dark);")
+        self.runtime_label.setStyleSheet(
+            "QLabel { color: palette(text); background: palette(alternate-base); "
+            "border: 1px solid palette(mid); border-radius: 9px; padding: 2px 10px; }"
+        )
         self.updated_label = QLabel()
         self.updated_label.setStyleSheet("color: palette(dark);")
         top.addWidget(caption)
         top.addWidget(self.picker)
         top.addStretch(1)
         top.addWidget(self.runtime_label)
-        top.addWidget(self.updated_label)
         outer.addLayout(top)
 
         header = QFrame()
@@ -254,7 +265,10 @@ class DetailsWindow(QWidget):
         self.info_label = QLabel()
         self.info_label.setWordWrap(True)
         self.info_label.setStyleSheet("color: palette(dark);")
-        grid.addWidget(self.info_label)
+        info_row = QHBoxLayout()
+        info_row.addWidget(self.info_label, 1)
+        info_row.addWidget(self.updated_label, 0, Qt.AlignmentFlag.AlignRight)
+        grid.addLayout(info_row)
         outer.addWidget(header)
 
         self.updating_label = _note("updating")

@@ -17,9 +17,9 @@ from mity_cost.core.breakdown import (
     same_shape,
     session_features,
 )
-from mity_cost.core.documents import model_key
+from mity_cost.core.documents import ModelName, model_key
 from mity_cost.core.layout import session_files
-from mity_cost.core.prices import Override, PriceBook
+from mity_cost.core.prices import Override, PriceBook, Quote
 from mity_cost.core.settings import Settings
 from mity_cost.core.state import SessionView
 from mity_cost.core.summary import features_by_app, group_executions, group_records, summarize
@@ -330,3 +330,74 @@ def test_figures_only_changes_keep_the_shape(example_root: Path) -> None:
     grown = build_tree(view_of(path, example_root), (), Settings())
     assert not same_shape(after, grown)
     assert replace(grown, children=()).key == ""
+
+
+def test_fast_list_prices_equal_the_price_books_exact_ones(example_root: Path) -> None:
+    """Group prices from token sums equal ``price_groups``; call prices equal ``quote`` (with tiers)."""
+    path = session_file(example_root, BIGGEST)
+    # One call past claude-sonnet-4-5's long-context tier, where a call's whole price changes.
+    rewrite(path, lambda doc: add_call(doc, model="claudesonnet45", input_tokens=250_000, agent="Big"))
+    view = view_of(path, example_root)
+    assert view.loaded is not None
+    book = PriceBook.load()
+    tree = build_tree(view, (), Settings(), book)
+    records = view.loaded.doc["llmUsage"]
+    checked = 0
+    for node_path, node in tree.walk():
+        if node.kind != "agent":
+            continue
+        _, model, agent = node_path
+        mine = [
+            r for r in records if model_key(r["model"]) == model and (r.get("agent") or "(none)") == agent
+        ]
+        exact = book.price_groups(mine)[0].current_cost
+        assert node.list_price is not None and (node.list_price.amount is None) is (exact is None), node_path
+        if exact is not None:
+            assert node.list_price.amount is not None
+            assert math.isclose(node.list_price.amount, exact, rel_tol=1e-9), node_path
+            checked += 1
+    assert checked > 5
+    big = tree.find(("llm", "claudesonnet45", "Big"))
+    assert big is not None and big.children[0].list_price is not None
+    quote = book.quote("claudesonnet45", 250_000, 500).price
+    assert quote is not None and big.children[0].list_price.amount is not None
+    assert math.isclose(big.children[0].list_price.amount, quote, rel_tol=1e-9)
+
+
+class _SkewedBook(PriceBook):
+    """A price book whose per-token rates do not explain its quotes (a per-request fee, say)."""
+
+    def quote(
+        self,
+        model: ModelName,
+        input_tokens: int,
+        output_tokens: int,
+        *,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        batch: bool = False,
+    ) -> Quote:
+        found = super().quote(model, input_tokens, output_tokens)
+        return replace(found, price=None if found.price is None else found.price + 0.5)
+
+
+def test_prices_that_are_not_linear_use_the_exact_path(example_root: Path) -> None:
+    view = view_of(session_file(example_root, BIGGEST), example_root)
+    assert view.loaded is not None
+    book = _SkewedBook(overrides={"gpt41": Override(2.0, 8.0)}, use_catalog=False)
+    gpt41 = section(build_tree(view, (), Settings(), book), "llm").child("gpt41")
+    assert gpt41 is not None
+    for agent in gpt41.children:
+        records = [
+            r
+            for r in view.loaded.doc["llmUsage"]
+            if r["model"] == "gpt41" and (r.get("agent") or "(none)") == agent.key
+        ]
+        assert agent.list_price is not None
+        assert agent.list_price.amount == book.price_groups(records)[0].current_cost
+        call = agent.children[0]
+        record = next(r for r in records if r["id"] == call.key)
+        assert call.list_price is not None
+        assert (
+            call.list_price.amount == book.quote("gpt41", record["inputTokens"], record["outputTokens"]).price
+        )

@@ -109,11 +109,6 @@ def test_truncations_of_other_files_are_incomplete(path: Path) -> None:
     assert {_error(parse_session(data[:n])).kind for n in cuts} == {"incomplete"}
 
 
-@pytest.mark.xfail(
-    reason="a file preallocated with NUL bytes and being filled in place is reported invalid, not "
-    "incomplete: requested in loading.parse_session: a body whose tail is NUL bytes is incomplete",
-    strict=True,
-)
 def test_a_prefix_padded_with_nul_bytes_is_incomplete() -> None:
     data = SMALL.read_bytes()
     assert _error(parse_session(data[:500] + b"\0" * (len(data) - 500))).kind == "incomplete"

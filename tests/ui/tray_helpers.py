@@ -1,0 +1,61 @@
+"""Sessions, views and snapshots with chosen totals, for the tray, notification and app tests."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from mity_cost.core.loading import LoadedSession, LoadError, parse_session
+from mity_cost.core.state import SessionView, Snapshot, WatchStatus
+from tests.conftest import EXAMPLE_ROOT
+
+_EMPTY_SESSION = EXAMPLE_ROOT / ".mity" / "chat" / "0d1e2f3a-4b5c-4d6e-8f7a-8b9c0d1e2f3a" / "cost.json"
+
+
+def session_doc(session_id: str, expected: float, spread: float = 0.0, currency: str = "USD") -> dict[str, Any]:
+    """A valid session document whose total is ``expected`` (± ``spread``), all of it compute."""
+    doc: dict[str, Any] = copy.deepcopy(json.loads(_EMPTY_SESSION.read_bytes()))
+    doc["sessionId"] = session_id
+    doc["currency"] = currency
+    doc["sessionCost"]["currency"] = currency
+    item = {"min": max(0.0, expected - spread), "expected": expected, "max": expected + spread}
+    doc["sessionCost"]["breakdown"]["compute"] = dict(item)
+    doc["sessionCost"]["total"] = dict(item)
+    return doc
+
+
+def loaded_session(session_id: str, expected: float, spread: float = 0.0, currency: str = "USD") -> LoadedSession:
+    """The document above, parsed as the watcher would."""
+    data = json.dumps(session_doc(session_id, expected, spread, currency)).encode()
+    result = parse_session(data, Path(f"/factory/.mity/chat/{session_id}/cost.json"))
+    assert isinstance(result, LoadedSession), result
+    return result
+
+
+def view(
+    session_id: str,
+    expected: float | None,
+    *,
+    spread: float = 0.0,
+    updating: bool = False,
+    error: LoadError | None = None,
+    currency: str = "USD",
+) -> SessionView:
+    """A session as the watcher reports it (``expected=None``: never read successfully)."""
+    root = Path("/factory")
+    loaded = loaded_session(session_id, expected, spread, currency) if expected is not None else None
+    return SessionView(
+        key=f"{root}:{session_id}",
+        root=root,
+        session_dir=root / ".mity" / "chat" / session_id,
+        loaded=loaded,
+        error=error,
+        updating=updating,
+    )
+
+
+def snapshot(*views: SessionView, status: WatchStatus | None = None) -> Snapshot:
+    """A snapshot with these sessions, the first one active."""
+    return Snapshot(sessions=tuple(views), status=status or WatchStatus(), roots=(Path("/factory"),))
