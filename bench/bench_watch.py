@@ -22,6 +22,7 @@ Goals (issue 3, point 10): p95 <= 50 ms; no GUI stall over 50 ms; near-zero idle
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -85,13 +86,17 @@ def version_of(loaded: LoadedSession) -> int:
     return int((loaded.doc["updatedAt"] - (BASE + timedelta(days=1))).total_seconds())
 
 
-def replace(path: Path, data: bytes) -> float:
-    """Write like most writers do (temporary file + rename, no fsync); return when it was replaced."""
+def replace(path: Path, data: bytes, note: Callable[[float], None]) -> None:
+    """Write like most writers do (temporary file + rename, no fsync); ``note`` gets the moment of
+    the rename, before it happens (so a fast reader can never be seen before its write)."""
     tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
     tmp.write_bytes(data)
-    moment = time.perf_counter()
+    note(time.perf_counter())
     os.replace(tmp, path)
-    return moment
+
+
+def _note(writes: list[tuple[float, int]], version: int, moment: float) -> None:
+    writes.append((moment, version))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -171,7 +176,7 @@ def measure_latency(
     def writer(_: Relay) -> None:
         for version, data in variants.items():
             time.sleep(spacing + rng.uniform(0, spacing / 2))  # after the previous one was shown
-            written[version] = replace(path, data)
+            replace(path, data, functools.partial(written.__setitem__, version))
             events[version].wait(per_write_timeout)
 
     run_until(writer, timeout_s=len(variants) * (spacing * 1.5 + per_write_timeout) + 10)
@@ -310,7 +315,7 @@ def phase_b(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         while time.perf_counter() < end:
             n += 1
             version = 1 + n % 2
-            writes.append((replace(path, versions[version]), version))
+            replace(path, versions[version], functools.partial(_note, writes, version))
             time.sleep(max(0.0, interval - 0.002))
         time.sleep(3.0)  # let the last write show
 

@@ -555,10 +555,11 @@ class TrayApp(QObject):
         self.tray.shutdown()
         details = self.details
         self.details = None
-        if isinstance(details, QObject):
-            with contextlib.suppress(Exception):
-                details.hide()  # type: ignore[attr-defined]
-                details.deleteLater()
+        for name in ("hide", "deleteLater"):
+            method = getattr(details, name, None)
+            if callable(method):
+                with contextlib.suppress(Exception):
+                    method()
         if self.settings_dialog is not None:
             self.settings_dialog.close()
             self.settings_dialog = None
@@ -709,7 +710,7 @@ def _application(argv: Sequence[str]) -> QApplication:
     app = (
         existing
         if isinstance(existing, QApplication)
-        else QApplication([sys.argv[0] if sys.argv else "mity-cost", *argv])
+        else QApplication(["mity-cost", *argv])  # argv[0] names the X11 WM_CLASS
     )
     app.setApplicationName("mity-cost")
     app.setApplicationDisplayName("mity-cost")

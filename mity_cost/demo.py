@@ -60,6 +60,10 @@ def extract_workspace(target: Path) -> Path:
             destination = target.joinpath(*parts)
             destination.parent.mkdir(parents=True, exist_ok=True)
             destination.write_bytes(bundle.read(member))
+            # Keep the archive's dates: the examples are past sessions, not ones changing right now
+            # (the app asks for confirmation only about sessions it sees change).
+            stamp = time.mktime((*member.date_time, 0, 0, -1))
+            os.utime(destination, (stamp, stamp))
     return target
 
 

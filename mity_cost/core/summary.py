@@ -109,6 +109,23 @@ def summary_line(total: Range, monthly: Range, symbol: str) -> str:
     )
 
 
+def ledger_total(session: LoadedSession, settings: Settings) -> Range:
+    """The session total in the display currency, from the ledger alone (O(1), no record walk).
+
+    With LLM costs disabled the other four categories are summed (as the factory sums the five)
+    rather than the LLM part subtracted from the total, which would leave float noise behind.
+    """
+    doc = session.doc
+    scale = settings.convert(1.0, doc["currency"])
+    ledger = doc["sessionCost"]
+    if settings.llm_enabled:
+        return Range.of(ledger["total"], scale)
+    total = ZERO
+    for category in ("compute", "storage", "network", "misc"):
+        total = total + Range.of(ledger["breakdown"][category], scale)
+    return total
+
+
 def summarize(session: LoadedSession, settings: Settings) -> RuntimeCostSummary:
     """The ``RuntimeCostSummary`` of one session under the given settings.
 
@@ -117,15 +134,8 @@ def summarize(session: LoadedSession, settings: Settings) -> RuntimeCostSummary:
     doc = session.doc
     scale = settings.convert(1.0, doc["currency"])
     ledger = doc["sessionCost"]
-    total = Range.of(ledger["total"], scale)
+    total = ledger_total(session, settings)
     llm = Range.of(ledger["breakdown"]["llm"], scale)
-    if not settings.llm_enabled:
-        # Sum the other four categories (as the factory sums the five) rather than subtract the LLM
-        # part from the total, which would leave float noise behind.
-        breakdown = ledger["breakdown"]
-        total = ZERO
-        for category in ("compute", "storage", "network", "misc"):
-            total = total + Range.of(breakdown[category], scale)
     monthly = Range.of(doc["infraCost"]["total"], scale)
     records = doc["llmUsage"]
     tokens = sum(r["inputTokens"] + r["outputTokens"] for r in records)

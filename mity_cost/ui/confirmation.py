@@ -9,11 +9,9 @@ to every operation waiting on it.  Escape or closing the dialog means pause.
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,7 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mity_cost.core import decisions, layout
+from mity_cost.core import decisions, layout, summary
 from mity_cost.core.decisions import Decision, DecisionKind
 from mity_cost.core.loading import LoadedSession, load_session
 from mity_cost.core.money import format_money
@@ -120,40 +118,9 @@ class ConfirmView:
     queued: int = 0
 
 
-def _pin_singletons() -> None:
-    """Keep ``None``, ``True`` and ``False`` alive despite PySide6 6.12's reference-count bugs.
-
-    On Python 3.11 (3.12 makes them immortal) every call of a Qt method returning ``void``
-    (``setText``, ``abort``, ``start``...) drops a reference to ``None`` it never took, and every
-    ``Signal.emit()`` one to ``True``: a long-running app would abort ("none_dealloc: deallocating
-    None").  Giving them an unreachable count is harmless.  The same as ``ui/charts.py``'s
-    ``pin_booleans`` (for ``True``/``False``); meant to move to ``mity_cost/ui/__init__.py``.
-    """
-    if sys.version_info >= (3, 12):
-        return
-    for value in (None, True, False):
-        count = ctypes.c_ssize_t.from_address(id(value))
-        if count.value < _PINNED:
-            count.value += _PINNED
-
-
-_PINNED = 1 << 40
-_pin_singletons()
-
-
 def session_total(session: LoadedSession, settings: Settings) -> Range:
-    """The session's total in the display currency, by ``summarize``'s rules but O(1).
-
-    Read from the ledger alone (``summarize`` also walks every record, too slow to repeat on every
-    snapshot for a 100,000-call session).
-    """
-    doc = session.doc
-    scale = settings.convert(1.0, doc["currency"])
-    ledger = doc["sessionCost"]
-    total = Range.of(ledger["total"], scale)
-    if not settings.llm_enabled:
-        total = total - Range.of(ledger["breakdown"]["llm"], scale)
-    return total
+    """The session's total in the display currency (``summary.ledger_total``: O(1), ledger only)."""
+    return summary.ledger_total(session, settings)
 
 
 def _session_key(session_dir: Path) -> str:

@@ -19,6 +19,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from mity_cost.core import paths
 from mity_cost.core.atomic import write_json_atomic
+from mity_cost.core.loading import LoadedSession
 from mity_cost.core.money import format_money
 from mity_cost.core.settings import Settings
 from mity_cost.core.state import SessionView, Snapshot
@@ -85,7 +86,8 @@ class NotificationController(QObject):
         self.latch = WarningLatch()
         self._paused = False
         self._baseline_done = False
-        self._seen: dict[str, tuple[object, ...]] = {}
+        self._seen: dict[str, LoadedSession] = {}
+        """The state each session was last checked at (held, so identity comparisons stay valid)."""
         self._settings_key: tuple[object, ...] | None = None
         if persist:
             self._load()
@@ -121,10 +123,10 @@ class NotificationController(QObject):
         active = snapshot.active
         changed = False
         for view in snapshot.sessions:
-            key = self._key(view)
-            if key is None or self._seen.get(view.key) == key:
+            loaded = view.loaded
+            if loaded is None or self._seen.get(view.key) is loaded:
                 continue
-            self._seen[view.key] = key
+            self._seen[view.key] = loaded
             total = self._total(view, settings)
             if total is None:
                 continue
@@ -140,13 +142,6 @@ class NotificationController(QObject):
                 self._deliver(warning, settings)
         if changed:
             self._save()
-
-    @staticmethod
-    def _key(view: SessionView) -> tuple[object, ...] | None:
-        loaded = view.loaded
-        if loaded is None:
-            return None
-        return (id(loaded), loaded.path, loaded.size, loaded.mtime_ns)
 
     @staticmethod
     def _total(view: SessionView, settings: Settings) -> float | None:

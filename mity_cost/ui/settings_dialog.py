@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QLineEdit,
     QListWidget,
     QPushButton,
@@ -120,7 +122,7 @@ class SettingsDialog(QDialog):
         self.llm = QCheckBox("Count LLM costs in the session total")
         self.roots = QListWidget()
         self.roots.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.roots.setMinimumHeight(80)
+        self.roots.setFixedHeight(96)
         self.add_root_button = QPushButton("Add folder…")
         self.remove_root_button = QPushButton("Remove")
         self.levels = QLineEdit()
@@ -180,52 +182,47 @@ class SettingsDialog(QDialog):
         self.problems.setText("\n".join(f"⚠ {p}" for p in problems))
         self.problems.setVisible(bool(problems))
 
-    def _env_note(self, name: str, widget: QWidget) -> QWidget:
-        if name not in self._overridden:
-            return widget
+    def _field(
+        self, form: QFormLayout, label: str, widget: QWidget | QLayout, name: str | None = None
+    ) -> None:
+        """A form row; when the environment overrides ``name``, the field is disabled and a note says so.
+
+        Notes are rows of their own: a word-wrapped label nested in a field's layout gets too little
+        height on some platforms (height-for-width), and the rows overlap.
+        """
+        form.addRow(label, widget)
+        if name is None or name not in self._overridden:
+            return
         variable = ENV_VARIABLES[name]
-        widget.setEnabled(False)
+        if isinstance(widget, QWidget):
+            widget.setEnabled(False)
         note = _note(
             f"Set by {variable}={self._env.get(variable, '')!s}: the environment wins over this setting."
         )
         self.env_notes[name] = note
-        box = QWidget()
-        layout = QVBoxLayout(box)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(2)
-        layout.addWidget(widget)
-        layout.addWidget(note)
-        return box
+        form.addRow("", note)
 
     def _lay_out(self, roots_from_command_line: bool) -> None:
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        form.addRow("Confirmation threshold:", self._env_note("threshold", self.threshold))
-        form.addRow("Display currency:", self._env_note("currency", self.currency))
-        form.addRow("Conversion rate:", self.eur_rate)
-        form.addRow("LLM costs:", self._env_note("llm_enabled", self.llm))
-        roots_box = QWidget()
-        roots_layout = QVBoxLayout(roots_box)
-        roots_layout.setContentsMargins(0, 0, 0, 0)
-        roots_layout.addWidget(self.roots)
+        form.setVerticalSpacing(6)
+        self._field(form, "Confirmation threshold:", self.threshold, "threshold")
+        self._field(form, "Display currency:", self.currency, "currency")
+        self._field(form, "Conversion rate:", self.eur_rate)
+        self._field(form, "LLM costs:", self.llm, "llm_enabled")
+        form.addRow("Factory roots:", self.roots)
         row = QHBoxLayout()
         row.addWidget(self.add_root_button)
         row.addWidget(self.remove_root_button)
         row.addStretch(1)
-        roots_layout.addLayout(row)
+        form.addRow("", row)
         hint = "With no folder here, the folder mity-cost starts in is watched."
         if roots_from_command_line:
             hint = "Folders given with --root on the command line win for this run."
-        roots_layout.addWidget(_note(hint))
-        form.addRow("Factory roots:", roots_box)
-        levels_box = QWidget()
-        levels_layout = QVBoxLayout(levels_box)
-        levels_layout.setContentsMargins(0, 0, 0, 0)
-        levels_layout.setSpacing(2)
-        levels_layout.addWidget(self.levels)
-        levels_layout.addWidget(self.levels_error)
-        levels_layout.addWidget(_note("Percentages of the threshold; each warns once per session."))
-        form.addRow("Warning levels (%):", levels_box)
+        form.addRow("", _note(hint))
+        form.addRow("Warning levels (%):", self.levels)
+        form.addRow("", self.levels_error)
+        form.addRow("", _note("Percentages of the threshold; each warns once per session."))
         form.addRow("", self.notifications)
         form.addRow("", self.autostart)
         layout = QVBoxLayout(self)
@@ -234,7 +231,16 @@ class SettingsDialog(QDialog):
         layout.addWidget(_note(f"Saved in {self._path or paths.settings_file()}"))
         layout.addWidget(self.error)
         layout.addWidget(self.buttons)
-        self.setMinimumWidth(460)
+        self.setMinimumWidth(480)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Make room for the word-wrapped notes (Qt does not enforce height-for-width on windows)."""
+        super().showEvent(event)
+        layout = self.layout()
+        if layout is not None and layout.hasHeightForWidth():
+            needed = layout.totalHeightForWidth(self.width())
+            if self.height() < needed:
+                self.resize(self.width(), needed)
 
     # -- behaviour --------------------------------------------------------------------------------
 

@@ -16,9 +16,10 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QFont, QMouseEvent
+from PySide6.QtGui import QAction, QCloseEvent, QFont, QMouseEvent, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
@@ -171,24 +172,45 @@ def tray_state(snapshot: Snapshot | None, settings: Settings) -> TrayState:
     )
 
 
-def session_label(view: SessionView, settings: Settings) -> tuple[str, Level | None]:
-    """A menu line for one session (id, total with its range, state) and its level."""
+def age_text(then: datetime, now: datetime) -> str:
+    """``just now``, ``5 min ago``, ``3 h ago``, ``2 d ago``."""
+    seconds = (now - then).total_seconds()
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600:.0f} h ago"
+    return f"{seconds // 86400:.0f} d ago"
+
+
+def session_label(
+    view: SessionView, settings: Settings, now: datetime | None = None
+) -> tuple[str, Level | None]:
+    """A menu line for one session and its level.
+
+    The text is ``<id> · <age>\t<total with its range>``: the part after the tab is drawn
+    right-aligned in a menu (the shortcut column), so the amounts line up.
+    """
     name = short_id(view.session_id)
     if view.loaded is None:
-        state = "updating…" if view.updating else (view.error.kind if view.error else "no data")
-        return f"{name}   {state}", None
+        problem: str = "updating…" if view.updating else (view.error.kind if view.error else "no data")
+        return f"{name}\t{problem}", None
     try:
         summary = summarize(view.loaded, settings)
+        updated = view.loaded.doc["updatedAt"]
+        age = age_text(updated, now or datetime.now(UTC))
     except Exception:
         log.exception("could not summarise session %s", view.session_id)
-        return f"{name}   (error)", None
+        return f"{name}\t(error)", None
     total = summary.total
-    text = f"{name}   {money_range(total.min, total.expected, total.max, settings.symbol)}"
+    state = ""
     if view.updating:
-        text += "   updating…"
+        state = " · updating…"
     elif view.error is not None:
-        text += f"   ({view.error.kind})"
-    return text, level_for(summary.fraction_of_threshold)
+        state = f" · {view.error.kind}"
+    amount = money_range(total.min, total.expected, total.max, settings.symbol)
+    return f"{name} · {age}{state}\t{amount}", level_for(summary.fraction_of_threshold)
 
 
 class _ClickableLabel(QLabel):
@@ -236,10 +258,8 @@ class FallbackWindow(QWidget):
         self.dismiss.clicked.connect(self.clear_notice)
         self.details_button = QPushButton("Details…")
         self.settings_button = QPushButton("Settings…")
-        self.menu_button = QToolButton()
-        self.menu_button.setText("Sessions")
+        self.menu_button = QPushButton("Sessions")
         self.menu_button.setMenu(menu)
-        self.menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.pause_box = QCheckBox("Pause notifications")
         self.pause_box.setChecked(pause_action.isChecked())
         self.pause_box.toggled.connect(pause_action.setChecked)
@@ -288,6 +308,19 @@ class FallbackWindow(QWidget):
         self.notes.setText("\n".join(state.notes))
         self.notes.setVisible(bool(state.notes))
         self.setToolTip(state.tooltip)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """Grow to fit the word-wrapped texts (Qt does not enforce height-for-width on windows)."""
+        layout = self.layout()
+        if self.isVisible() and layout is not None and layout.hasHeightForWidth():
+            needed = layout.totalHeightForWidth(self.width())
+            if self.height() < needed:
+                self.resize(self.width(), needed)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._fit_height()
 
     def show_notice(self, title: str, text: str, severity: Severity, session_id: str | None = None) -> None:
         """Show a notification inside the window (non-modal; the latest replaces the previous one)."""
@@ -300,6 +333,7 @@ class FallbackWindow(QWidget):
         self.notice.setProperty("severity", severity.value)
         self.notice.show()
         self.dismiss.show()
+        self._fit_height()
 
     @Slot()
     def clear_notice(self) -> None:
@@ -479,9 +513,7 @@ class TrayController(QObject):
     def rebuild_menu(self) -> None:
         """Fill the menu with the current sessions and the fixed actions."""
         menu = self.menu
-        menu.clear()
-        for action in self._session_actions:
-            action.deleteLater()
+        menu.clear()  # deletes the session entries (the menu owns them), keeps the fixed actions
         self._session_actions = []
         menu.addSection("Sessions")
         sessions = self._snapshot.sessions if self._snapshot is not None else ()

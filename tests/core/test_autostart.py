@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import shutil
 import stat
 import sys
 from pathlib import Path
@@ -83,9 +84,9 @@ def test_exec_quoting(arg: str, quoted: str) -> None:
 
 
 def test_default_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(autostart.shutil, "which", lambda name: f"/usr/local/bin/{name}")
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/local/bin/{name}")
     assert autostart.default_command() == ["/usr/local/bin/mity-cost-tray"]
-    monkeypatch.setattr(autostart.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     assert autostart.default_command() == [sys.executable, "-m", "mity_cost.app"]
     autostart.enable()
     assert _entry(autostart.entry_path())["Exec"].endswith(" -m mity_cost.app")

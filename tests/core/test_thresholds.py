@@ -54,8 +54,15 @@ def test_level_labels_are_words() -> None:
 
 @pytest.mark.parametrize(
     ("percent", "severity"),
-    [(50, Severity.INFO), (60, Severity.INFO), (75, Severity.WARNING), (89, Severity.WARNING)]
-    + [(90, Severity.CRITICAL), (100, Severity.CRITICAL), (150, Severity.CRITICAL)],
+    [
+        (50, Severity.INFO),
+        (60, Severity.INFO),
+        (75, Severity.WARNING),
+        (89, Severity.WARNING),
+        (90, Severity.CRITICAL),
+        (100, Severity.CRITICAL),
+        (150, Severity.CRITICAL),
+    ],
 )
 def test_severity_by_level(percent: int, severity: Severity) -> None:
     assert severity_for(percent) is severity
@@ -69,7 +76,12 @@ def test_default_levels_fire_once_each_in_order() -> None:
         if warning is not None:
             fired.append(warning)
     assert [w.percent for w in fired] == list(DEFAULT_WARNING_LEVELS)
-    assert [w.severity for w in fired] == [Severity.INFO, Severity.WARNING, Severity.CRITICAL, Severity.CRITICAL]
+    assert [w.severity for w in fired] == [
+        Severity.INFO,
+        Severity.WARNING,
+        Severity.CRITICAL,
+        Severity.CRITICAL,
+    ]
     assert fired[-1].over and fired[-1].total == 1.05
     assert latch.fired("s1") == frozenset(DEFAULT_WARNING_LEVELS)
 

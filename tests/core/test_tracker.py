@@ -465,3 +465,12 @@ def test_stamp_includes_inode(example_root: Path, loads: list[Path]) -> None:
     os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
     tracker.update([path])
     assert loads == [path, path]
+
+
+@pytest.mark.parametrize("window", [1, 3, 4, 7, 64])
+def test_windowed_search_finds_what_find_finds(monkeypatch: pytest.MonkeyPatch, window: int) -> None:
+    monkeypatch.setattr(tracker_module, "_SEARCH_WINDOW", window)
+    data = b'{\n  "a": 1,\n  "llmUsage": [\n    {\n    }\n  ]\n}'
+    for sub in (b'\n  "llmUsage": [', b"\n  ]", b"\n}", b"missing", b"{"):
+        for start in range(0, len(data), 5):
+            assert tracker_module._find(data, sub, start, len(data)) == data.find(sub, start)

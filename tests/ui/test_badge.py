@@ -31,8 +31,12 @@ def _image(text: str | None, level: Level | None, size: int, variant: Variant = 
     return render_badge(text, level, size, variant).toImage()
 
 
+def _rgb(color: QColor) -> tuple[int, int, int]:
+    return color.red(), color.green(), color.blue()
+
+
 def _close(a: QColor, b: QColor, tolerance: int = 10) -> bool:
-    return all(abs(x - y) <= tolerance for x, y in zip(a.getRgb()[:3], b.getRgb()[:3], strict=True))
+    return all(abs(x - y) <= tolerance for x, y in zip(_rgb(a), _rgb(b), strict=True))
 
 
 def _count(image: QImage, color: QColor, tolerance: int = 40) -> int:
@@ -68,7 +72,7 @@ def test_text_contrast_meets_wcag_aa(level: Level | None) -> None:
 def test_levels_are_told_apart() -> None:
     colors = [QColor(c) for c in LEVEL_COLORS.values()] + [QColor(NEUTRAL_COLOR)]
     for a, b in itertools.combinations(colors, 2):
-        distance = sum(abs(x - y) for x, y in zip(a.getRgb()[:3], b.getRgb()[:3], strict=True))
+        distance = sum(abs(x - y) for x, y in zip(_rgb(a), _rgb(b), strict=True))
         assert distance >= 90, (a.name(), b.name())
 
 

@@ -409,14 +409,15 @@ def test_auto_answer_must_be_a_decision() -> None:
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="None, True and False are immortal from 3.12")
-def test_qt_calls_cannot_use_up_none_or_true(controller: ConfirmationController, root: Path) -> None:
-    # PySide6 6.12 drops a reference to None on each void call and to True on each emit
-    for _ in range(20):
+def test_qt_calls_do_not_use_up_none_or_true(controller: ConfirmationController, root: Path) -> None:
+    # PySide6 6.12.0 dropped a reference to None on each void call and to True on each emit
+    # (pinned out in pyproject; see tests/ui/test_qt_binding.py)
+    before = [sys.getrefcount(v) for v in (None, True, False)]
+    for _ in range(50):
         controller.on_snapshot(snapshot(write_session(root, SID, 1.2)), USD)
         controller.answer("pause")
-    assert sys.getrefcount(None) > 1 << 39
-    assert sys.getrefcount(True) > 1 << 39
-    assert sys.getrefcount(False) > 1 << 39
+    after = [sys.getrefcount(v) for v in (None, True, False)]
+    assert all(a - b > -100 for a, b in zip(after, before, strict=True)), (before, after)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,9 @@ from tests.conftest import EXAMPLE_ROOT
 _EMPTY_SESSION = EXAMPLE_ROOT / ".mity" / "chat" / "0d1e2f3a-4b5c-4d6e-8f7a-8b9c0d1e2f3a" / "cost.json"
 
 
-def session_doc(session_id: str, expected: float, spread: float = 0.0, currency: str = "USD") -> dict[str, Any]:
+def session_doc(
+    session_id: str, expected: float, spread: float = 0.0, currency: str = "USD"
+) -> dict[str, Any]:
     """A valid session document whose total is ``expected`` (± ``spread``), all of it compute."""
     doc: dict[str, Any] = copy.deepcopy(json.loads(_EMPTY_SESSION.read_bytes()))
     doc["sessionId"] = session_id
@@ -26,7 +28,9 @@ def session_doc(session_id: str, expected: float, spread: float = 0.0, currency:
     return doc
 
 
-def loaded_session(session_id: str, expected: float, spread: float = 0.0, currency: str = "USD") -> LoadedSession:
+def loaded_session(
+    session_id: str, expected: float, spread: float = 0.0, currency: str = "USD"
+) -> LoadedSession:
     """The document above, parsed as the watcher would."""
     data = json.dumps(session_doc(session_id, expected, spread, currency)).encode()
     result = parse_session(data, Path(f"/factory/.mity/chat/{session_id}/cost.json"))
