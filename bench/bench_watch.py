@@ -154,6 +154,7 @@ def measure_latency(
     path: Path,
     variants: dict[int, bytes],
     spacing: float,
+    jitter: float,
     subscribe: Callable[[Callable[[LoadedSession], None]], None],
     per_write_timeout: float,
 ) -> tuple[list[float], int]:
@@ -175,11 +176,11 @@ def measure_latency(
 
     def writer(_: Relay) -> None:
         for version, data in variants.items():
-            time.sleep(spacing + rng.uniform(0, spacing / 2))  # after the previous one was shown
+            time.sleep(spacing + rng.uniform(0, jitter))  # after the previous one was shown
             replace(path, data, functools.partial(written.__setitem__, version))
             events[version].wait(per_write_timeout)
 
-    run_until(writer, timeout_s=len(variants) * (spacing * 1.5 + per_write_timeout) + 10)
+    run_until(writer, timeout_s=len(variants) * (spacing + jitter + per_write_timeout) + 10)
     latencies = [(arrived[v] - written[v]) * 1000 for v in written if v in arrived]
     return latencies, len(written) - len(latencies)
 
@@ -208,7 +209,7 @@ def phase_a(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         bridge.snapshot_ready.connect(on_snapshot)
 
     ours_variants = {v: variants[v] for v in range(1, args.writes + 1)}
-    ours, ours_missed = measure_latency(path, ours_variants, args.spacing, via_bridge, 3.0)
+    ours, ours_missed = measure_latency(path, ours_variants, args.spacing, args.spacing / 2, via_bridge, 3.0)
     bridge.stop()
 
     timer = QTimer()
@@ -230,7 +231,8 @@ def phase_a(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
     path.write_bytes(variants[0])
     poll_variants = {v: variants[v] for v in range(1, args.poll_writes + 1)}
-    theirs, theirs_missed = measure_latency(path, poll_variants, 0.05, via_poller, 2.5)
+    # a write at a uniformly random phase of the poller's second (it polls once a second)
+    theirs, theirs_missed = measure_latency(path, poll_variants, 0.05, 1.0, via_poller, 2.5)
     timer.stop()
     return {
         "records": args.records,

@@ -3,8 +3,10 @@
 ``main()`` parses the options, sets up the rotating log and the last-resort error dialog, makes sure
 only one instance runs (a second start asks the first to show its details window, then exits 0), and
 wires the parts together: the watcher's bridge feeds every snapshot to the tray badge, the warnings,
-the confirmation controller and (once opened) the details window; the gate server answers
-``mity-cost gate`` through the confirmation controller.
+the confirmation controller, the history worker (spending history, budgets and alerts, off the GUI
+thread) and (once opened) the details window; the history worker's alerts become notifications and
+the tray menu's "Alerts"; the gate server answers ``mity-cost gate`` through the confirmation
+controller.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from mity_cost import __version__
 from mity_cost.core import paths
 from mity_cost.core.settings import Settings, load_saved, load_settings
 from mity_cost.core.state import Snapshot
+from mity_cost.ui.history_worker import HistoryUpdate, HistoryWorker
 from mity_cost.ui.notifications import NotificationController
+from mity_cost.ui.budgets_editor import budget_suggestions
 from mity_cost.ui.settings_dialog import SettingsDialog
 from mity_cost.ui.tray import TrayController
 
@@ -448,6 +452,34 @@ class ConfirmationLike(Protocol):
         """Look at a snapshot."""
 
 
+class HistoryLike(Protocol):
+    """What the app needs from ``ui.history_worker.HistoryWorker``."""
+
+    @property
+    def updated(self) -> Any:  # a Signal(object)
+        """Emits a ``HistoryUpdate``."""
+
+    def start(self) -> None:
+        """Open the history and refresh periodically."""
+
+    def submit(self, snapshot: Snapshot, settings: Settings) -> None:
+        """Take a snapshot in (coalesced)."""
+
+    def refresh(self) -> None:
+        """Run a pass again on the latest snapshot."""
+
+    def dismiss(self, alert_ids: Sequence[int]) -> None:
+        """Resolve alerts."""
+
+    def stop(self, wait: bool = True) -> None:
+        """Stop (the history is closed)."""
+
+
+def default_history(parent: QObject | None) -> HistoryLike:
+    """The real history worker (the default history and budgets files)."""
+    return HistoryWorker(parent)
+
+
 def default_bridge(roots: list[Path], parent: QObject | None) -> BridgeLike:
     """The real watcher bridge."""
     from mity_cost.ui.bridge import WatchBridge
@@ -480,8 +512,8 @@ class TrayApp(QObject):
     """Everything the tray app is made of, wired together.
 
     Collaborators come from factories so tests can give fakes: ``bridge_factory(roots, parent)``,
-    ``details_factory()``, ``confirmation_factory(parent, dialogs)``, ``gate_factory(handler, parent)``
-    (``None`` leaves a part out).
+    ``details_factory()``, ``confirmation_factory(parent, dialogs)``, ``gate_factory(handler, parent)``,
+    ``history_factory(parent)`` (``None`` leaves a part out).
     """
 
     def __init__(
@@ -496,6 +528,7 @@ class TrayApp(QObject):
         confirmation_factory: Callable[[QObject | None, bool], ConfirmationLike]
         | None = default_confirmation,
         gate_factory: Callable[[ConfirmationLike, QObject | None], Any] | None = default_gate,
+        history_factory: Callable[[QObject | None], HistoryLike] | None = default_history,
         tray_available: Callable[[], bool] | None = None,
         parent: QObject | None = None,
     ) -> None:
@@ -525,6 +558,12 @@ class TrayApp(QObject):
         if gate_factory is not None and self.confirmation is not None:
             confirmation = self.confirmation
             self.gate = self._optional("gate server", lambda: gate_factory(confirmation, self))
+        self.history_update: HistoryUpdate | None = None
+        self.history: HistoryLike | None = None
+        if history_factory is not None:
+            self.history = history_factory(self)
+            self.history.updated.connect(self.on_history)
+            self.tray.dismiss_alerts.connect(self.history.dismiss)
         self.bridge = bridge_factory(self.roots, self)
         self.bridge.snapshot_ready.connect(self.on_snapshot)
 
@@ -542,6 +581,8 @@ class TrayApp(QObject):
         self.tray.start()
         if self.gate is not None and not self.gate.start():
             log.warning("the confirmation socket is not available: %s", getattr(self.gate, "error", "?"))
+        if self.history is not None:
+            self.history.start()
         self.bridge.start()
         log.info("watching %s", ", ".join(str(r) for r in self.roots))
 
@@ -552,6 +593,9 @@ class TrayApp(QObject):
         if self.gate is not None:
             with contextlib.suppress(Exception):
                 self.gate.stop()
+        if self.history is not None:
+            with contextlib.suppress(Exception):
+                self.history.stop()
         self.tray.shutdown()
         details = self.details
         self.details = None
@@ -587,9 +631,33 @@ class TrayApp(QObject):
         confirmation = self.confirmation
         if confirmation is not None:
             self._each("confirmation", lambda: confirmation.on_snapshot(snapshot, settings))
+        history = self.history
+        if history is not None:
+            self._each("history", lambda: history.submit(snapshot, settings))
         details = self.details
         if details is not None:
             self._each("details window", lambda: details.apply(snapshot, settings))
+
+    @Slot(object)
+    def on_history(self, update: HistoryUpdate) -> None:
+        """A history pass ended: notify its new alerts, list the unresolved ones, show its problems."""
+        self.history_update = update
+        for problem in update.problems:
+            log.debug("history: %s", problem)
+        self._each("alert notifications", lambda: self.notifications.on_alerts(update.to_notify, self.settings))
+        self._each(
+            "tray alerts",
+            lambda: self.tray.set_history(update.unresolved, update.unresolved_count, update.problems),
+        )
+
+    @Slot()
+    def budgets_changed(self) -> None:
+        """The budgets were edited: evaluate them again (and the details window's panel)."""
+        if self.history is not None:
+            self.history.refresh()
+        refresh = getattr(self.details, "refresh_insights", None)
+        if callable(refresh):
+            self._each("details window", refresh)
 
     @Slot(str)
     def show_details(self, session_id: str = "") -> None:
@@ -616,9 +684,15 @@ class TrayApp(QObject):
             self.settings_dialog.activateWindow()
             return
         saved, _problems = load_saved()
-        dialog = SettingsDialog(self.settings, saved, roots_from_command_line=self.roots_from_command_line)
+        dialog = SettingsDialog(
+            self.settings,
+            saved,
+            roots_from_command_line=self.roots_from_command_line,
+            suggestions=budget_suggestions(self.snapshot),
+        )
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
         dialog.settings_saved.connect(self.apply_settings)
+        dialog.budgets_changed.connect(self.budgets_changed)
         dialog.finished.connect(self._settings_closed)
         self.settings_dialog = dialog
         dialog.show()

@@ -1,19 +1,19 @@
-"""The details window's pyqtgraph charts: cumulative cost, cost by model, and the calls timeline.
+"""The details window's pyqtgraph charts: cumulative cost, cost by model, the calls timeline and the
+daily trend.
 
-The data comes precomputed as numpy arrays from ``core.series`` (thinned for long sessions); the
-charts only hand it to existing plot items (``setData``), so an update stays cheap.  Backgrounds
-follow the window palette.
+The data comes precomputed from ``core.series`` (numpy arrays, thinned for long sessions) and
+``core.insights`` (the history's daily totals and the month projection); the charts only hand it to
+existing plot items (``setData``), so an update stays cheap.  Backgrounds follow the window palette.
 """
 
 from __future__ import annotations
 
-import ctypes
-import sys
 from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QLabel, QTabWidget, QVBoxLayout, QWidget
@@ -21,28 +21,10 @@ from PySide6.QtWidgets import QApplication, QLabel, QTabWidget, QVBoxLayout, QWi
 import pyqtgraph as pg  # isort: skip - after PySide6, so pyqtgraph binds to it
 
 from mity_cost.core.documents import LlmUsageRecord
+from mity_cost.core.insights import Insights, TrendSeries, trend_series
+from mity_cost.core.money import format_money
 from mity_cost.core.series import CallTimeline, CumulativeSeries, ModelBars, SessionSeries
 from mity_cost.ui.breakdown_model import format_amount
-
-
-def pin_booleans() -> None:
-    """Work around a PySide6 6.12 reference-count bug on Python < 3.12 (idempotent enough to repeat).
-
-    Every ``Signal.emit()`` made from Python drops one reference to ``True`` that it never took, and
-    pyqtgraph emits a signal on every repaint: after a few thousand emits the interpreter aborts
-    ("bool_dealloc: deallocating True or False").  Python 3.12+ makes ``True`` immortal; on 3.11 we
-    give it (and ``False``) an unreachable reference count instead.
-    """
-    if sys.version_info >= (3, 12):
-        return
-    for value in (True, False):
-        count = ctypes.c_ssize_t.from_address(id(value))
-        if count.value < _PINNED:
-            count.value += _PINNED
-
-
-_PINNED = 1 << 40
-pin_booleans()
 
 MODEL_COLORS: tuple[str, ...] = (
     "#1f77b4",
@@ -62,6 +44,10 @@ MODEL_COLORS: tuple[str, ...] = (
 EXPECTED_COLOR = "#1e88e5"
 BAND_COLOR = (30, 136, 229, 60)
 THRESHOLD_COLOR = "#d32f2f"
+DAY_COLOR = "#90caf9"
+MONTH_COLOR = "#6a1b9a"
+PROJECTION_BAND = (106, 27, 154, 45)
+DAY_SECONDS = 86400.0
 
 
 def model_color(rank: int) -> QColor:
@@ -277,8 +263,133 @@ class CallTimelineChart(_Plot):
         return f"{label} · {agent}\n{when}\n{tokens:,} tokens · {format_amount(y, self._symbol)}"
 
 
+class DailyTrendChart(_Plot):
+    """Spending per day (bars, expected with its min-max) over the last days, and this month's
+    cumulative spending with its projected month end (line, right axis).
+
+    The two share the time axis but not the scale: a month's total dwarfs a day's.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, axisItems={"bottom": pg.DateAxisItem()})
+        item = self.getPlotItem()
+        item.showGrid(x=False, y=True, alpha=0.2)
+        item.setMenuEnabled(False)
+        item.setMouseEnabled(x=False, y=False)
+        item.hideButtons()
+        self.legend = item.addLegend(offset=(10, 10))
+        self.bars = pg.BarGraphItem(
+            x=[],
+            height=[],
+            width=DAY_SECONDS * 0.7,
+            brush=pg.mkBrush(DAY_COLOR),
+            pen=pg.mkPen(EXPECTED_COLOR),
+        )
+        item.addItem(self.bars)
+        self.errors = pg.ErrorBarItem(
+            x=np.zeros(0),
+            y=np.zeros(0),
+            top=np.zeros(0),
+            bottom=np.zeros(0),
+            beam=DAY_SECONDS * 0.25,
+            pen=pg.mkPen(EXPECTED_COLOR, width=1),
+        )
+        item.addItem(self.errors)
+        self.legend.addItem(self.bars, "per day (min – max)")
+        # The month line lives in a second view box on the right axis, linked on x.
+        self.month_view = pg.ViewBox()
+        self.month_view.setMouseEnabled(x=False, y=False)
+        item.showAxis("right")
+        item.scene().addItem(self.month_view)
+        right = item.getAxis("right")
+        right.linkToView(self.month_view)
+        self.month_view.setXLink(item.vb)
+        item.vb.sigResized.connect(self._sync_views)
+        self.month_curve = pg.PlotDataItem(pen=pg.mkPen(MONTH_COLOR, width=2), antialias=True)
+        dash = pg.mkPen(MONTH_COLOR, width=2, style=Qt.PenStyle.DashLine)
+        self.projection_curve = pg.PlotDataItem(pen=dash, antialias=True)
+        band_pen = pg.mkPen(QColor(*PROJECTION_BAND[:3], 110), width=1)
+        self.projection_low = pg.PlotDataItem(pen=band_pen)
+        self.projection_high = pg.PlotDataItem(pen=band_pen)
+        self.projection_band = pg.FillBetweenItem(
+            self.projection_low, self.projection_high, brush=pg.mkBrush(*PROJECTION_BAND)
+        )
+        for curve in (self.projection_band, self.projection_low, self.projection_high):
+            self.month_view.addItem(curve)
+        self.month_view.addItem(self.month_curve)
+        self.month_view.addItem(self.projection_curve)
+        self.legend.addItem(self.month_curve, "this month so far")
+        self.legend.addItem(self.projection_curve, "projected month end (90 % range)")
+        self.series: TrendSeries | None = None
+        self.insights: Insights | None = None
+        self.apply_palette()
+
+    def apply_palette(self) -> None:
+        super().apply_palette()
+        if getattr(self, "month_view", None) is None:
+            return
+        palette = _palette()
+        axis = self.getPlotItem().getAxis("right")
+        axis.setPen(pg.mkPen(palette.color(QPalette.ColorRole.Mid)))
+        axis.setTextPen(pg.mkPen(MONTH_COLOR))
+        axis.enableAutoSIPrefix(False)
+
+    def _sync_views(self) -> None:
+        vb = self.getPlotItem().vb
+        self.month_view.setGeometry(vb.sceneBoundingRect())
+        self.month_view.linkedViewChanged(vb, self.month_view.XAxis)
+
+    def set_trend(self, insights: Insights) -> None:
+        """Show the daily series and the month projection of one computation."""
+        self.insights = insights
+        series = self.series = trend_series(insights)
+        symbol = insights.symbol
+        x = np.asarray(series.x, dtype=float)
+        expected = np.asarray(series.expected, dtype=float)
+        low = np.asarray(series.low, dtype=float)
+        high = np.asarray(series.high, dtype=float)
+        self.bars.setOpts(x=x, height=expected, width=DAY_SECONDS * 0.7)
+        self.errors.setData(x=x, y=expected, top=high - expected, bottom=expected - low)
+        self.month_curve.setData(
+            np.asarray(series.month_x, dtype=float), np.asarray(series.month_y, dtype=float)
+        )
+        for curve, values in (
+            (self.projection_curve, series.projection_y),
+            (self.projection_low, series.projection_low),
+            (self.projection_high, series.projection_high),
+        ):
+            curve.setData(np.asarray(series.projection_x, dtype=float), np.asarray(values, dtype=float))
+        item = self.getPlotItem()
+        item.setLabel("left", f"per day ({symbol})")
+        item.setLabel("right", f"this month ({symbol})", color=MONTH_COLOR)
+        month = insights.month
+        if month is None:
+            title = "no spending history yet"
+        elif month.method == "none":
+            title = f"{format_money(month.spent, symbol)} this month so far · no projection yet"
+        else:
+            title = (
+                f"month end ≈ {format_money(month.projected, symbol)} "
+                f"({format_money(month.low, symbol)}–{format_money(month.high, symbol)}), "
+                f"confidence {month.confidence_label}"
+            )
+        item.setTitle(title, size="9pt")
+        top = float(high.max()) if high.size else 0.0
+        item.setYRange(0.0, max(top, 1e-6) * 1.25, padding=0)
+        month_top = max([*series.month_y, *series.projection_high, 0.0])
+        self.month_view.setYRange(0.0, max(month_top, 1e-6) * 1.1, padding=0)
+        ends = [v for v in (*series.x, *series.month_x, *series.projection_x) if np.isfinite(v)]
+        if ends:
+            item.setXRange(min(ends) - DAY_SECONDS * 0.6, max(ends) + DAY_SECONDS * 0.6, padding=0)
+        self._sync_views()
+
+
+TREND_TAB = 3
+"""The index of the daily trend tab."""
+
+
 class CostCharts(QTabWidget):
-    """The three charts as tabs."""
+    """The charts as tabs: three of the session on screen, and the daily trend of the history."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -301,8 +412,14 @@ class CostCharts(QTabWidget):
         self.addTab(timeline_tab, "Calls timeline")
         self.setTabToolTip(0, "Cost so far over time, with its min-max band and the threshold")
         self.setTabToolTip(1, "LLM cost per model")
+        self.trend = DailyTrendChart()
+        self.addTab(self.trend, "Daily trend")
         self.setTabToolTip(2, "Each LLM call's cost at its time (hover a point for details)")
+        self.setTabToolTip(
+            TREND_TAB, "Spending per day over the last 30 days (every session), and this month's projection"
+        )
         self._data: tuple[SessionSeries, str, Sequence[LlmUsageRecord], str] | None = None
+        self._trend: Insights | None = None
         self._stale: set[int] = set()
         self.currentChanged.connect(self._refresh)
 
@@ -311,7 +428,13 @@ class CostCharts(QTabWidget):
     ) -> None:
         """Show new data: the visible chart at once, the others when their tab is opened."""
         self._data = (series, symbol, records, note)
-        self._stale = {0, 1, 2}
+        self._stale |= {0, 1, 2}
+        self._refresh(self.currentIndex())
+
+    def set_trend(self, insights: Insights) -> None:
+        """Show the history's daily trend (drawn now if its tab is open, else when it is opened)."""
+        self._trend = insights
+        self._stale.add(TREND_TAB)
         self._refresh(self.currentIndex())
 
     def refresh_all(self) -> None:
@@ -320,7 +443,14 @@ class CostCharts(QTabWidget):
             self._refresh(index)
 
     def _refresh(self, index: int) -> None:
-        if self._data is None or index not in self._stale:
+        if index not in self._stale:
+            return
+        if index == TREND_TAB:
+            if self._trend is not None:
+                self._stale.discard(index)
+                self.trend.set_trend(self._trend)
+            return
+        if self._data is None:
             return
         self._stale.discard(index)
         series, symbol, records, note = self._data

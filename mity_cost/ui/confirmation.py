@@ -185,9 +185,9 @@ class ConfirmDialog(QDialog):
         line.setFrameShadow(QFrame.Shadow.Sunken)
 
         buttons = QDialogButtonBox()
-        self.pause_button = QPushButton("Pause")
+        self.pause_button = QPushButton("&Pause")
         self.pause_button.setObjectName("pauseButton")
-        self.continue_button = QPushButton("Continue")
+        self.continue_button = QPushButton("&Continue")
         self.continue_button.setObjectName("continueButton")
         buttons.addButton(self.pause_button, QDialogButtonBox.ButtonRole.RejectRole)
         buttons.addButton(self.continue_button, QDialogButtonBox.ButtonRole.AcceptRole)

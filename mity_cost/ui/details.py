@@ -1,24 +1,32 @@
-"""The details window: one session's total range, progress to the threshold, breakdown and charts.
+"""The details window: one session's total range, progress to the threshold, breakdown and charts,
+and beside them the "Budgets & forecast" panel.
 
 ``DetailsWindow.apply(snapshot, settings)`` takes every snapshot the bridge emits; the header is
 updated at once (from the ledger: cheap), the tree and the charts only while the window is visible
 and only when the session's data really changed.  For a large session they are computed on a worker
 thread (``core.breakdown`` and ``core.series`` are Qt-free) and only put on screen by the GUI thread;
-a file rewritten faster than that is coalesced, the newest state winning.  Closing the window hides
-it.
+a file rewritten faster than that is coalesced, the newest state winning.
+
+The budgets panel and the daily trend chart come from ``core.insights`` (the history in SQLite,
+budgets, alerts, forecasts, the price audit), always computed on a second worker thread: the same
+job first takes the snapshot into the history, so it stays current while the window is open.  Jobs
+are coalesced (one running, the latest waiting) and repeated every ``INSIGHTS_REFRESH_MS`` while the
+window is visible (burn rates decay, budget files change).  Closing the window hides it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QFont, QShowEvent
+from PySide6.QtGui import QCloseEvent, QFont, QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -36,6 +44,8 @@ from PySide6.QtWidgets import (
 
 from mity_cost.core import prices as prices_module
 from mity_cost.core.breakdown import CallCache, Node, build_tree
+from mity_cost.core.history import History
+from mity_cost.core.insights import Insights, InsightsEngine
 from mity_cost.core.loading import LoadedFeature, LoadedSession
 from mity_cost.core.money import CURRENCY_SYMBOLS, format_money
 from mity_cost.core.prices import PriceBook
@@ -56,14 +66,20 @@ from mity_cost.ui.breakdown_model import (
     BreakdownModel,
     ViewStateKeeper,
 )
+from mity_cost.ui.budget_panel import BudgetPanel
 from mity_cost.ui.charts import CostCharts
 
-DEFAULT_SIZE = QSize(1000, 700)
+DEFAULT_SIZE = QSize(1280, 760)
 BACKGROUND_FROM = 5000
 """Sessions with at least this many LLM calls have their tree and charts computed on a worker thread
 (the GUI thread only puts the result on screen); smaller ones are quicker done at once."""
 BACKGROUND_PAUSE_MS = 400
 """The pause between two background computations of the same window."""
+INSIGHTS_PAUSE_MS = 1000
+"""The least time between two budget and forecast computations (a busy file is not re-read faster)."""
+INSIGHTS_REFRESH_MS = 30_000
+"""Budgets and forecasts are recomputed this often while the window is visible, even without news."""
+PANEL_WIDTH = 380
 TITLE = "mity-cost"
 _NOWHERE = Path("/nonexistent")
 _EMPTY_VIEW = SessionView("", _NOWHERE, _NOWHERE, None)
@@ -150,7 +166,10 @@ class DetailsWindow(QWidget):
 
     rendered = Signal()
     """Emitted each time a new tree and charts are on screen."""
+    insights_ready = Signal(object)
+    """Emitted with each ``core.insights.Insights`` put on screen (budgets panel and daily trend)."""
     _computed = Signal(object)
+    _insights_computed = Signal(object)
 
     def __init__(
         self,
@@ -159,11 +178,18 @@ class DetailsWindow(QWidget):
         prices: PriceBook | None = None,
         load_prices: bool = True,
         background_from: int = BACKGROUND_FROM,
+        history: History | None = None,
+        history_path: Path | None = None,
+        budget_path: Path | None = None,
+        clock: Callable[[], datetime] | None = None,
+        refresh_ms: int = INSIGHTS_REFRESH_MS,
     ) -> None:
+        """``history`` (else one opened at ``history_path``, the default store when ``None``) and
+        ``budget_path`` feed the budgets panel; ``clock`` gives "now" to its forecasts."""
         super().__init__(parent)
         self.setWindowTitle(TITLE)
         self.resize(DEFAULT_SIZE)
-        self.setMinimumSize(640, 480)
+        self.setMinimumSize(720, 480)
         self._snapshot = Snapshot()
         self._settings = Settings()
         self._pinned: str | None = None
@@ -187,6 +213,31 @@ class DetailsWindow(QWidget):
         if self._load_prices:
             # genai-prices takes a few tenths of a second to import: do it before the first showing.
             executor.submit(prices_module.catalog)
+        engine = self._engine = InsightsEngine(
+            history, history_path=history_path, budget_path=budget_path, clock=clock
+        )
+        insights_executor = self._insights_executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="mity-insights"
+        )
+        self._insights_running: _InsightsJob | None = None
+        self._insights_pending: _InsightsJob | None = None
+        self._insights_wanted = False
+        self._insights_computed.connect(self._on_insights)
+        self._insights_pause = QTimer(self)
+        self._insights_pause.setSingleShot(True)
+        self._insights_pause.setInterval(INSIGHTS_PAUSE_MS)
+        self._insights_pause.timeout.connect(self._resume_insights)
+        self._insights_timer = QTimer(self)
+        self._insights_timer.setInterval(max(refresh_ms, INSIGHTS_PAUSE_MS))
+        self._insights_timer.timeout.connect(self.refresh_insights)
+
+        def stop_insights(*_: object) -> None:
+            # Only one job is ever queued, so the history is closed after it, on its own thread.
+            with contextlib.suppress(RuntimeError):
+                insights_executor.submit(engine.close)
+            insights_executor.shutdown(wait=False)
+
+        self.destroyed.connect(stop_insights)
         self._dirty = True
         self._summaries: dict[int, tuple[Any, RuntimeCostSummary]] = {}
         self._build()
@@ -304,7 +355,17 @@ class DetailsWindow(QWidget):
         self.splitter.setChildrenCollapsible(False)
         self.splitter.setSizes([330, 250])
         self.splitter.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        outer.addWidget(self.splitter, 1)
+
+        self.budget_panel = BudgetPanel()
+        self.budget_panel.setToolTip("")
+        self.side_splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.side_splitter.addWidget(self.splitter)
+        self.side_splitter.addWidget(self.budget_panel)
+        self.side_splitter.setStretchFactor(0, 1)
+        self.side_splitter.setStretchFactor(1, 0)
+        self.side_splitter.setCollapsible(0, False)
+        self.side_splitter.setSizes([DEFAULT_SIZE.width() - PANEL_WIDTH, PANEL_WIDTH])
+        outer.addWidget(self.side_splitter, 1)
 
     # --- public API -----------------------------------------------------------------------------
 
@@ -340,6 +401,30 @@ class DetailsWindow(QWidget):
         """True when no tree or chart computation is running or waiting."""
         return self._running is None and self._pending is None and not self._pause.isActive()
 
+    def insights_idle(self) -> bool:
+        """True when no budgets and forecast computation is running or waiting."""
+        return (
+            self._insights_running is None
+            and self._insights_pending is None
+            and not self._insights_pause.isActive()
+        )
+
+    def refresh_insights(self) -> None:
+        """Recompute the budgets panel and the daily trend on the worker (now, or once the running
+        job ends; only while the window is visible)."""
+        if not self.isVisible():
+            self._insights_wanted = True
+            return
+        self._insights_wanted = False
+        view = self.current_view()
+        job = _InsightsJob(
+            self._snapshot, self._settings, view.session_id if view is not None else None, self.price_book()
+        )
+        if self._insights_running is not None or self._insights_pause.isActive():
+            self._insights_pending = job  # the latest wins
+        else:
+            self._start_insights(job)
+
     def price_book(self) -> PriceBook | None:
         """The price book for the list-price column, loaded on first use (None if it cannot be)."""
         if self._prices is None and self._load_prices:
@@ -361,6 +446,13 @@ class DetailsWindow(QWidget):
         super().showEvent(event)
         if self._dirty:
             self._render_body(self.current_view())
+        if self._insights_wanted or self.budget_panel.insights is None:
+            self.refresh_insights()
+        self._insights_timer.start()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        super().hideEvent(event)
+        self._insights_timer.stop()
 
     def sizeHint(self) -> QSize:
         return DEFAULT_SIZE
@@ -391,6 +483,7 @@ class DetailsWindow(QWidget):
             self._render_body(view)
         else:
             self._dirty = True
+        self.refresh_insights()
 
     def _picker_text(self, view: SessionView) -> str:
         summary = self._summary(view)
@@ -650,6 +743,60 @@ class DetailsWindow(QWidget):
         note = "" if settings.llm_enabled else "LLM costs are not counted"
         self.charts.set_series(series, settings.symbol, records, note)
         self.rendered.emit()
+
+    # --- budgets and forecast (always on the insights worker) ------------------------------------
+
+    def _start_insights(self, job: _InsightsJob) -> None:
+        self._insights_running = job
+        engine = self._engine
+        try:
+            future = self._insights_executor.submit(
+                engine.run, job.snapshot, job.settings, job.session_id, job.prices
+            )
+        except RuntimeError:  # shut down: the window is going away
+            self._insights_running = None
+            return
+        future.add_done_callback(lambda done: self._deliver_insights(job, done))
+
+    def _deliver_insights(self, job: _InsightsJob, done: Future[Insights]) -> None:
+        """Runs on the insights worker: hand the result to the GUI thread (a queued signal)."""
+        try:
+            result: Insights | None = done.result()
+        except Exception:  # noqa: BLE001 - compute_insights never raises; this is belt and braces
+            result = None
+        with contextlib.suppress(RuntimeError):  # the window is already gone
+            self._insights_computed.emit((job, result))
+
+    def _on_insights(self, payload: tuple[_InsightsJob, Insights | None]) -> None:
+        job, result = payload
+        self._insights_running = None
+        if self._insights_pending is not None:
+            self._insights_pause.start()
+        view = self.current_view()
+        current = view.session_id if view is not None else None
+        if result is not None and (job.session_id == current or self._insights_pending is None):
+            self.budget_panel.set_insights(result)
+            self.charts.set_trend(result)
+            self.insights_ready.emit(result)
+
+    def _resume_insights(self) -> None:
+        pending, self._insights_pending = self._insights_pending, None
+        if pending is None:
+            return
+        if self._insights_running is None:
+            self._start_insights(pending)
+        else:
+            self._insights_pending = pending
+
+
+@dataclass(frozen=True)
+class _InsightsJob:
+    """What one budgets and forecast computation needs."""
+
+    snapshot: Snapshot
+    settings: Settings
+    session_id: str | None
+    prices: PriceBook | None
 
 
 _Result = tuple[Node, SessionSeries]

@@ -6,18 +6,24 @@ notice when there is no tray).  Each level fires once per session, ever: what fi
 ``<data dir>/warnings.json`` so a restart does not repeat it.  Sessions already present in the first
 snapshot (old runs) are latched silently, except the active one.  While notifications are paused or
 turned off in the settings the latch still advances, so resuming does not replay old warnings.
+
+Budget alerts (``core.alerts``) come from the history worker already taken, once each, from the
+history; :meth:`NotificationController.on_alerts` shows each batch as one notification, under the same
+pause and settings.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 from PySide6.QtCore import QObject, Signal, Slot
 
 from mity_cost.core import paths
+from mity_cost.core.alerts import Alert
 from mity_cost.core.atomic import write_json_atomic
 from mity_cost.core.loading import LoadedSession
 from mity_cost.core.money import format_money
@@ -57,6 +63,43 @@ def warning_text(warning: ThresholdWarning, settings: Settings) -> tuple[str, st
     return f"mity-cost: {title}", body
 
 
+ALERT_TITLES: dict[str, str] = {
+    "budget_warning": "budget at {level} %",
+    "budget_exceeded": "budget exceeded",
+    "forecast_exceeded": "budget projected to run over",
+    "task_estimate_high": "estimate over budget",
+}
+MAX_ALERT_LINES = 3
+_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+
+def loudest(alerts: Sequence[Alert]) -> Severity:
+    """The highest severity among the alerts (info for none)."""
+    return max((a.severity for a in alerts), key=_RANK.__getitem__, default=Severity.INFO)
+
+
+def alert_session(alerts: Sequence[Alert]) -> str | None:
+    """The session a click on the notification should open: the loudest alert's, if it names one."""
+    for alert in sorted(alerts, key=lambda a: -_RANK[a.severity]):
+        sid = alert.data.get("sessionId")
+        if isinstance(sid, str) and sid:
+            return sid
+    return None
+
+
+def alert_text(alerts: Sequence[Alert]) -> tuple[str, str]:
+    """The title and body of one notification for a batch of budget alerts (the loudest first)."""
+    ordered = sorted(alerts, key=lambda a: (-_RANK[a.severity], -a.id))
+    if len(ordered) == 1:
+        alert = ordered[0]
+        title = ALERT_TITLES.get(alert.kind, alert.kind.replace("_", " ")).format(level=alert.level)
+        return f"mity-cost: {title}", alert.message
+    lines = [a.message for a in ordered[:MAX_ALERT_LINES]]
+    if len(ordered) > MAX_ALERT_LINES:
+        lines.append(f"…and {len(ordered) - MAX_ALERT_LINES} more (see the tray menu).")
+    return f"mity-cost: {len(ordered)} budget alerts", "\n".join(lines)
+
+
 def _state_path() -> Path:
     return paths.data_dir() / STATE_FILE
 
@@ -67,10 +110,14 @@ class NotificationController(QObject):
     Signals:
         notified: a ``ThresholdWarning`` that was shown.
         suppressed: a ``ThresholdWarning`` that fired while paused or turned off (not shown).
+        alerts_notified: a tuple of budget alerts (``core.alerts.Alert``) shown as one notification.
+        alerts_suppressed: a tuple of budget alerts that came while paused or turned off (not shown).
     """
 
     notified = Signal(object)
     suppressed = Signal(object)
+    alerts_notified = Signal(object)
+    alerts_suppressed = Signal(object)
 
     def __init__(
         self,
@@ -170,6 +217,29 @@ class NotificationController(QObject):
             log.exception("could not show a notification")
             return
         self.notified.emit(warning)
+
+    @Slot(object, object)
+    def on_alerts(self, alerts: Sequence[Alert], settings: Settings) -> None:
+        """Show newly raised budget alerts as one notification (nothing while paused or turned off)."""
+        batch = tuple(alerts)
+        if not batch:
+            return
+        if self._paused or not settings.notifications:
+            log.info(
+                "%d budget alert(s) not shown (%s)",
+                len(batch),
+                "paused" if self._paused else "notifications off",
+            )
+            self.alerts_suppressed.emit(batch)
+            return
+        title, body = alert_text(batch)
+        log.info("notification: %s: %s", title, body.replace("\n", " | "))
+        try:
+            self._notifier.show_message(title, body, loudest(batch), alert_session(batch))
+        except Exception:
+            log.exception("could not show a notification")
+            return
+        self.alerts_notified.emit(batch)
 
     def _load(self) -> None:
         try:

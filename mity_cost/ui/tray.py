@@ -1,8 +1,9 @@
 """The tray icon (or, with no system tray, a small window standing in for it).
 
 :class:`TrayController` shows the active session's badge, a tooltip with the summary line, and a menu
-rebuilt each time it opens: sessions (active first) with their totals, "Open details…", "Pause
-notifications", "Settings…", "Quit".  It only asks for things through signals; the composition root
+rebuilt each time it opens: sessions (active first) with their totals, the newest unresolved budget
+alerts (each a submenu with "Dismiss") and what keeps the history from working, then "Open details…",
+"Pause notifications", "Settings…", "Quit".  It only asks for things through signals; the composition root
 (``mity_cost.app``) decides what they do.
 
 With no system tray (GNOME without the AppIndicator extension, or a panel that starts after us) a
@@ -14,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
@@ -26,12 +27,15 @@ from PySide6.QtWidgets import (
     QLabel,
     QMenu,
     QPushButton,
+    QStyle,
     QSystemTrayIcon,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from mity_cost.core.alerts import Alert
+from mity_cost.core.budgets import Budget, BudgetError
 from mity_cost.core.money import format_money, format_short
 from mity_cost.core.settings import Settings
 from mity_cost.core.state import SessionView, Snapshot
@@ -45,6 +49,7 @@ APP_TITLE = "mity-cost"
 RETRY_MS = 3000
 """How often to look for a system tray while there is none."""
 MAX_MENU_SESSIONS = 8
+MAX_MENU_ALERTS = 5
 MESSAGE_MS = 10_000
 SHORT_ID = 8
 
@@ -52,6 +57,16 @@ _MESSAGE_ICONS = {
     Severity.INFO: QSystemTrayIcon.MessageIcon.Information,
     Severity.WARNING: QSystemTrayIcon.MessageIcon.Warning,
     Severity.CRITICAL: QSystemTrayIcon.MessageIcon.Critical,
+}
+_ALERT_ICONS = {
+    Severity.INFO: QStyle.StandardPixmap.SP_MessageBoxInformation,
+    Severity.WARNING: QStyle.StandardPixmap.SP_MessageBoxWarning,
+    Severity.CRITICAL: QStyle.StandardPixmap.SP_MessageBoxCritical,
+}
+_ALERT_HEADS = {
+    "budget_exceeded": "Over budget",
+    "forecast_exceeded": "Projected over budget",
+    "task_estimate_high": "Estimate over budget",
 }
 _NOTICE_COLORS = {Severity.INFO: "#e3f2fd", Severity.WARNING: "#fff3e0", Severity.CRITICAL: "#ffebee"}
 _NOTICE_BORDERS = {Severity.INFO: "#1e88e5", Severity.WARNING: "#f57c00", Severity.CRITICAL: "#c62828"}
@@ -213,6 +228,28 @@ def session_label(
     return f"{name} · {age}{state}\t{amount}", level_for(summary.fraction_of_threshold)
 
 
+def budget_description(subject: str) -> str:
+    """``app shop-api, per month`` from an alert's subject (a budget status key, maybe ``@<session>``)."""
+    key, _, session = subject.partition("@")
+    scope, _, rest = key.partition(":")
+    target, _, period = rest.rpartition(":")
+    try:
+        budget = Budget(scope, None if target in ("", "*") else target, period, 0.0)  # type: ignore[arg-type]
+    except BudgetError:
+        return subject
+    text = budget.describe()
+    if session and session != "-" and budget.target is None:
+        text += f" (session {short_id(session)})"
+    return text
+
+
+def alert_label(alert: Alert, now: datetime | None = None) -> str:
+    """A menu line for one alert: ``75 % of budget · app shop-api, per month\t5 min ago``."""
+    head = _ALERT_HEADS.get(alert.kind, f"{alert.level} % of budget")
+    age = age_text(alert.created_at, now or datetime.now(UTC))
+    return f"{head} · {budget_description(alert.subject)}\t{age}"
+
+
 class _ClickableLabel(QLabel):
     """A label that reports clicks (the fallback window's badge and notice)."""
 
@@ -258,7 +295,7 @@ class FallbackWindow(QWidget):
         self.dismiss.clicked.connect(self.clear_notice)
         self.details_button = QPushButton("Details…")
         self.settings_button = QPushButton("Settings…")
-        self.menu_button = QPushButton("Sessions")
+        self.menu_button = QPushButton("Menu")
         self.menu_button.setMenu(menu)
         self.pause_box = QCheckBox("Pause notifications")
         self.pause_box.setChecked(pause_action.isChecked())
@@ -348,6 +385,10 @@ class FallbackWindow(QWidget):
         self.showMinimized()
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -360,12 +401,14 @@ class TrayController(QObject):
         open_settings: the user asked for the settings dialog.
         quit_requested: the user chose Quit.
         pause_changed: "Pause notifications" was toggled.
+        dismiss_alerts: a tuple of alert ids the user dismissed.
     """
 
     open_details = Signal(str)
     open_settings = Signal()
     quit_requested = Signal()
     pause_changed = Signal(bool)
+    dismiss_alerts = Signal(object)
 
     def __init__(
         self,
@@ -396,6 +439,11 @@ class TrayController(QObject):
         self.quit_action = QAction("Quit", self)
         self.quit_action.triggered.connect(self.quit_requested)
         self._session_actions: list[QAction] = []
+        self._alerts: tuple[Alert, ...] = ()
+        self._alert_count = 0
+        self._problems: tuple[str, ...] = ()
+        self._alert_menus: list[QMenu] = []
+        self.menu.setToolTipsVisible(True)
         self.tray.setContextMenu(self.menu)
         self.tray.activated.connect(self._on_activated)
         self.tray.messageClicked.connect(self._on_message_clicked)
@@ -496,8 +544,41 @@ class TrayController(QObject):
         self._settings = settings
         self._refresh()
 
+    def set_history(self, alerts: Sequence[Alert], count: int, problems: Sequence[str] = ()) -> None:
+        """Show the newest unresolved budget alerts (``count`` in all) and the history's problems."""
+        self._alerts = tuple(alerts)[:MAX_MENU_ALERTS]
+        self._alert_count = max(count, len(self._alerts))
+        self._problems = tuple(problems)
+        self._refresh()
+
+    @property
+    def alerts(self) -> tuple[Alert, ...]:
+        """The alerts the menu lists."""
+        return self._alerts
+
+    def dismiss(self, alert_ids: Sequence[int]) -> None:
+        """Dismiss alerts: gone from the menu at once, ``dismiss_alerts`` asks for them to be resolved."""
+        ids = tuple(alert_ids)
+        if not ids:
+            return
+        kept = tuple(a for a in self._alerts if a.id not in ids)
+        self._alert_count = max(0, self._alert_count - (len(self._alerts) - len(kept)))
+        self._alerts = kept
+        self._refresh()
+        self.dismiss_alerts.emit(ids)
+
+    def _history_notes(self) -> tuple[str, ...]:
+        notes = [_sentence(p) for p in self._problems[:2]]
+        if self._alert_count:
+            plural = "s" if self._alert_count != 1 else ""
+            notes.append(f"{self._alert_count} budget alert{plural} (see the menu)")
+        return tuple(notes)
+
     def _refresh(self) -> None:
         state = tray_state(self._snapshot, self._settings)
+        extra = self._history_notes()
+        if extra:
+            state = replace(state, notes=state.notes + extra)
         self._state = state
         key = (state.text, state.level, state.variant)
         if key != self._icon_key:
@@ -541,12 +622,63 @@ class TrayController(QObject):
             more.triggered.connect(lambda: self.open_details.emit(""))
             menu.addAction(more)
             self._session_actions.append(more)
+        self._add_alerts(menu)
         menu.addSeparator()
         menu.addAction(self.details_action)
         menu.addAction(self.pause_action)
         menu.addAction(self.settings_action)
         menu.addSeparator()
         menu.addAction(self.quit_action)
+
+    def _add_alerts(self, menu: QMenu) -> None:
+        """The "Alerts" section: one submenu per alert (message, open, dismiss), then the problems."""
+        for old in self._alert_menus:
+            old.deleteLater()
+        self._alert_menus = []
+        if not self._alerts and not self._problems:
+            return
+        menu.addSection("Alerts")
+        style = menu.style()
+        now = datetime.now(UTC)
+        for alert in self._alerts:
+            sub = QMenu(alert_label(alert, now), menu)
+            sub.setIcon(style.standardIcon(_ALERT_ICONS[alert.severity]))
+            sub.setToolTipsVisible(True)
+            message = sub.addAction(alert.message)
+            message.setEnabled(False)
+            raised = alert.created_at.astimezone().strftime("%Y-%m-%d %H:%M")
+            when = sub.addAction(f"Raised {raised} · {alert.kind.replace('_', ' ')}")
+            when.setEnabled(False)
+            sub.addSeparator()
+            sid = alert.data.get("sessionId")
+            session = sid if isinstance(sid, str) else ""
+            details = sub.addAction("Open details…")
+            details.triggered.connect(lambda _checked=False, s=session: self.open_details.emit(s))
+            dismiss = sub.addAction("Dismiss")
+            dismiss.setData(alert.id)
+            dismiss.setToolTip("Mark this alert resolved (it stays in the history)")
+            dismiss.triggered.connect(lambda _checked=False, i=alert.id: self.dismiss((i,)))
+            sub.menuAction().setData(f"alert:{alert.id}")
+            sub.menuAction().setToolTip(alert.message)
+            menu.addMenu(sub)
+            self._alert_menus.append(sub)
+        hidden = self._alert_count - len(self._alerts)
+        if hidden > 0:
+            more = QAction(f"{hidden} more in the details window…", menu)
+            more.triggered.connect(lambda: self.open_details.emit(""))
+            menu.addAction(more)
+        if len(self._alerts) > 1:
+            every = QAction(f"Dismiss these {len(self._alerts)} alerts", menu)
+            ids = tuple(a.id for a in self._alerts)
+            every.triggered.connect(lambda _checked=False, i=ids: self.dismiss(i))
+            menu.addAction(every)
+        for problem in self._problems[:2]:
+            text = _sentence(problem)
+            note = QAction(text if len(text) <= 72 else text[:71] + "…", menu)
+            note.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning))
+            note.setToolTip(problem)
+            note.setEnabled(False)
+            menu.addAction(note)
 
     # -- messages ---------------------------------------------------------------------------------
 
