@@ -37,9 +37,9 @@ from mity_cost import __version__
 from mity_cost.core import paths
 from mity_cost.core.settings import Settings, load_saved, load_settings
 from mity_cost.core.state import Snapshot
+from mity_cost.ui.budgets_editor import budget_suggestions
 from mity_cost.ui.history_worker import HistoryUpdate, HistoryWorker
 from mity_cost.ui.notifications import NotificationController
-from mity_cost.ui.budgets_editor import budget_suggestions
 from mity_cost.ui.settings_dialog import SettingsDialog
 from mity_cost.ui.tray import TrayController
 
@@ -548,6 +548,7 @@ class TrayApp(QObject):
         self.tray.pause_changed.connect(self.notifications.set_paused)
         self.tray.open_details.connect(self.show_details)
         self.tray.open_settings.connect(self.show_settings)
+        self.tray.open_budgets.connect(self.show_budgets)
         self.tray.quit_requested.connect(self.quit)
         self.confirmation = (
             self._optional("confirmation", lambda: confirmation_factory(self, dialogs))
@@ -644,7 +645,9 @@ class TrayApp(QObject):
         self.history_update = update
         for problem in update.problems:
             log.debug("history: %s", problem)
-        self._each("alert notifications", lambda: self.notifications.on_alerts(update.to_notify, self.settings))
+        self._each(
+            "alert notifications", lambda: self.notifications.on_alerts(update.to_notify, self.settings)
+        )
         self._each(
             "tray alerts",
             lambda: self.tray.set_history(update.unresolved, update.unresolved_count, update.problems),
@@ -674,6 +677,13 @@ class TrayApp(QObject):
             if self.snapshot is not None:
                 self.details.apply(self.snapshot, self.settings)
         self.details.show_session(session_id or None)
+
+    @Slot()
+    def show_budgets(self) -> None:
+        """Open the settings dialog on its Budgets tab."""
+        self.show_settings()
+        if self.settings_dialog is not None:
+            self.settings_dialog.show_tab("budgets")
 
     @Slot()
     def show_settings(self) -> None:

@@ -17,7 +17,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _find_spec() -> Path:
-    candidates: list[str | Path] = [os.environ.get("MITY_COST_SPEC", ""), REPO.parent / "shared" / "spec", REPO / "spec"]
+    candidates: list[str | Path] = [
+        os.environ.get("MITY_COST_SPEC", ""),
+        REPO.parent / "shared" / "spec",
+        REPO / "spec",
+    ]
     for candidate in candidates:
         if candidate and (Path(candidate) / "examples").is_dir():
             return Path(candidate)
@@ -31,7 +35,9 @@ REAL_SAMPLES = SPEC / "real-samples"
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     """Every test gets its own MITY_COST_HOME (settings, history, logs, socket)."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("MITY_COST_HOME", str(home))

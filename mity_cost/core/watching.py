@@ -73,6 +73,7 @@ LIMIT_ERRNOS = frozenset({errno.ENOSPC, errno.EMFILE})
 INOTIFY_HINT = "raise fs.inotify.max_user_watches / max_user_instances"
 _OVERFLOW_LOGGER = "watchdog.observers.inotify_c"
 _MAX_PASSES = 8
+_MAX_RETRY_DELAY = 120.0
 _CHAT = CHAT_DIR[0], CHAT_DIR[1]
 _FEATURES = FEATURES_DIR
 
@@ -545,9 +546,13 @@ class WatchService:
     # -- the maintenance thread -------------------------------------------------------------------
 
     def _run(self) -> None:
+        delay = self.retry_delay
         while not self._stopping.is_set():
-            retry = any(w.failures for w in self.watchers.values())
-            self._wake.wait(self.retry_delay if retry else None)
+            retry = any(w.failures or w.observer is None for w in self.watchers.values())
+            delay = min(delay * 2, _MAX_RETRY_DELAY) if retry else self.retry_delay
+            if not self._wake.wait(delay / 2 if retry else None):  # backs off: 1, 2, 4 ... 60 s
+                with self._idle:
+                    self._requested += 1  # a retry pass counts as a request (for wait_idle)
             if self._stopping.is_set():
                 break
             self._wake.clear()

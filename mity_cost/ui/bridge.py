@@ -11,13 +11,11 @@ timer rescans everything and checks that the observers still live.
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import logging
 import math
 import os
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -31,27 +29,6 @@ from mity_cost.core.tracker import SessionTracker, TrackerUpdate
 from mity_cost.core.watching import WatchService
 
 log = logging.getLogger(__name__)
-_PINNED = 1 << 40
-
-
-def _pin_singletons() -> None:
-    """Work around PySide6 6.12 reference-count bugs on Python < 3.12 (3.12 makes these immortal).
-
-    Every ``Signal.emit()`` from Python drops a reference to ``True`` it never took, and every Qt
-    call returning ``void`` (``QTimer.start``...) one to ``None``: the bridge emits and re-arms timers
-    on every file change, so the app would abort within minutes ("bool_dealloc: deallocating True or
-    False").  Give them an unreachable count; idempotent, the same as ``ui/charts.py`` and
-    ``ui/confirmation.py`` do (it belongs in ``mity_cost/ui/__init__.py``).
-    """
-    if sys.version_info >= (3, 12):
-        return
-    for value in (None, True, False):
-        count = ctypes.c_ssize_t.from_address(id(value))
-        if count.value < _PINNED:
-            count.value += _PINNED
-
-
-_pin_singletons()
 
 
 class Coalescer:
@@ -318,6 +295,10 @@ class WatchBridge(QObject):
             ended = self._loader.stop(timeout) and ended
             self._loader = None
         self.coalescer = Coalescer(self.coalescer.window, self.coalescer.max_wait)
+        self._forced.clear()
+        self._retry_counts.clear()
+        self._retry_due.clear()
+        self._scan_requested = False
         self._set_status(WatchStatus(mode="stopped"))
         return ended
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from html import escape
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -152,7 +153,7 @@ def month_text(month: Projection | None) -> str:
 def audit_text(audit: SessionAudit | None) -> tuple[str, bool]:
     """The audit's line and whether it is a warning (money at stake, or unpriced models)."""
     if audit is None:
-        return "Price audit: no list prices available", False
+        return "no list prices available", False
     percent = f"{audit.tolerance * 100:.0f} %"
     parts: list[str] = []
     flagged = audit.flagged
@@ -168,10 +169,10 @@ def audit_text(audit: SessionAudit | None) -> tuple[str, bool]:
         parts.append(f"no list price for {names} (not counted as $0)")
     if not parts:
         if not audit.lines:
-            return "Price audit: no LLM calls in this session", False
-        return f"Price audit: recorded costs match list prices (within {percent})", False
+            return "no LLM calls in this session", False
+        return f"recorded costs match list prices (within {percent})", False
     text = "; ".join(parts)
-    return "Price audit: " + text, True
+    return text[:1].upper() + text[1:], True
 
 
 def audit_tooltip(audit: SessionAudit | None) -> str:
@@ -190,6 +191,17 @@ def audit_tooltip(audit: SessionAudit | None) -> str:
             )
         out.append(head + "".join(f"\n  · {reason}" for reason in line.reasons))
     return "\n".join(out + list(audit.notes))
+
+
+def on_color(color: str) -> str:
+    """Black or white, whichever reads on a background of ``color``."""
+    return "#000000" if QColor(color).lightnessF() > 0.6 else "#ffffff"
+
+
+def readable(color: str) -> str:
+    """``color`` darkened enough to read as text on a light background (the yellow level)."""
+    value = QColor(color)
+    return value.darker(150).name() if value.lightnessF() > 0.6 else value.name()
 
 
 def _label(text: str = "", style: str = "", *, wrap: bool = True) -> QLabel:
@@ -220,12 +232,10 @@ class BudgetRow(QFrame):
         top = QHBoxLayout()
         top.setSpacing(6)
         self.title = _label("", "font-weight: 600;")
-        self.period = _label("", _MUTED, wrap=False)
         self.enforcement = QLabel()
         self.tag = QLabel("tightest")
         self.tag.setToolTip("This budget has the least left of the budgets it encloses: it is the real limit")
         top.addWidget(self.title, 1)
-        top.addWidget(self.period)
         top.addWidget(self.enforcement)
         top.addWidget(self.tag)
         layout.addLayout(top)
@@ -261,9 +271,8 @@ class BudgetRow(QFrame):
         self.color = LEVEL_COLORS[self.level]
         self.highlighted = highlighted
         self.title.setText(budget_title(status))
-        self.title.setToolTip(f"budget {budget.id}")
-        self.period.setText(period_text(status))
-        self.period.setVisible(bool(self.period.text()))
+        period = period_text(status)
+        self.title.setToolTip(f"budget {budget.id}" + (f", period {period}" if period else ""))
         word = ENFORCEMENT_WORDS.get(budget.enforcement, budget.enforcement)
         enforcing = budget.enforcement != "warn"
         self.enforcement.setText(word)
@@ -285,7 +294,8 @@ class BudgetRow(QFrame):
         )
         self.tag.setVisible(highlighted)
         self.tag.setStyleSheet(
-            f"QLabel {{ border-radius: 7px; padding: 0 6px; color: white; background: {self.color}; }}"
+            f"QLabel {{ border-radius: 7px; padding: 0 6px; color: {on_color(self.color)}; "
+            f"background: {self.color}; }}"
         )
         fraction = status.fraction
         self.bar.setValue(int(min(100.0, max(0.0, fraction * 100))) if fraction != float("inf") else 100)
@@ -295,7 +305,7 @@ class BudgetRow(QFrame):
             f"QProgressBar::chunk {{ background-color: {self.color}; border-radius: 3px; }}"
         )
         self.percent.setText(percent_text(status))
-        self.percent.setStyleSheet(f"color: {self.color}; font-weight: 600;")
+        self.percent.setStyleSheet(f"color: {readable(self.color)}; font-weight: 600;")
         self.detail.setText(spent_text(status))
         self.detail.setToolTip(
             f"{status.spent.calls:,} record(s) counted"
@@ -315,10 +325,10 @@ class BudgetRow(QFrame):
         nested = ""
         if line.constrained:
             binding = line.binding
-            nested = (
-                f"Held by a tighter budget: {budget_title(binding)} has "
-                f"{money(binding.remaining, binding.budget.currency)} left"
-            )
+            left = binding.remaining
+            amount = money(abs(left), binding.budget.currency)
+            state = f"has {amount} left" if left >= 0 else f"is {amount} over"
+            nested = f"Held by a tighter budget: {budget_title(binding)} {state}"
         self.nested.setText(nested)
         self.nested.setVisible(bool(nested))
         self.setStyleSheet(HIGHLIGHT_STYLE % self.color if highlighted else ROW_STYLE)

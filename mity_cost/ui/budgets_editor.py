@@ -217,7 +217,9 @@ class BudgetsEditor(QWidget):
         for enforcement in ENFORCEMENTS:
             self.enforcement.addItem(ENFORCEMENT_LABELS.get(enforcement, enforcement), enforcement)
             self.enforcement.setItemData(
-                self.enforcement.count() - 1, ENFORCEMENT_HELP.get(enforcement, ""), Qt.ItemDataRole.ToolTipRole
+                self.enforcement.count() - 1,
+                ENFORCEMENT_HELP.get(enforcement, ""),
+                Qt.ItemDataRole.ToolTipRole,
             )
         self.enforcement_help = _note("")
         self.levels = QLineEdit(", ".join(str(v) for v in DEFAULT_WARNING_LEVELS))
@@ -237,6 +239,11 @@ class BudgetsEditor(QWidget):
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.add_button.clicked.connect(self.add)
         self.remove_button.clicked.connect(self.remove_selected)
+        for combo in (self.scope, self.period, self.currency, self.enforcement):
+            combo.currentIndexChanged.connect(self._edited)
+        self.target.editTextChanged.connect(self._edited)
+        self.amount.valueChanged.connect(self._edited)
+        self.levels.textChanged.connect(self._edited)
         self.scope.setCurrentIndex(max(0, self.scope.findData("app")))
         self._scope_changed()
         self._currency_changed()
@@ -267,9 +274,10 @@ class BudgetsEditor(QWidget):
         form.addRow("", self.enforcement_help)
         form.addRow("Warn at (%):", self.levels)
         add_row = QHBoxLayout()
-        add_row.addWidget(self.message, 1)
-        add_row.addWidget(self.add_button, 0, Qt.AlignmentFlag.AlignTop)
+        add_row.addStretch(1)
+        add_row.addWidget(self.add_button)
         form.addRow(add_row)
+        form.addRow(self.message)
         layout.addWidget(group)
         layout.addWidget(
             _note(
@@ -295,10 +303,11 @@ class BudgetsEditor(QWidget):
         self.table.setRowCount(len(found.budgets))
         for row, budget in enumerate(found.budgets):
             title = budget.describe()
-            self.table.setItem(row, 0, _item(title[:1].upper() + title[1:], budget.id))
-            self.table.item(row, 0).setData(Qt.ItemDataRole.UserRole, budget.id)
-            symbol = CURRENCY_SYMBOLS.get(budget.currency, "")
-            self.table.setItem(row, 1, _item(format_money(budget.amount, symbol), budget.currency, right=True))
+            first = _item(title[:1].upper() + title[1:], budget.id)
+            first.setData(Qt.ItemDataRole.UserRole, budget.id)
+            self.table.setItem(row, 0, first)
+            amount = format_money(budget.amount, CURRENCY_SYMBOLS.get(budget.currency, ""))
+            self.table.setItem(row, 1, _item(amount, budget.currency, right=True))
             self.table.setItem(
                 row,
                 2,
@@ -315,12 +324,16 @@ class BudgetsEditor(QWidget):
     def selected_ids(self) -> list[str]:
         """The ids of the selected budgets."""
         rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
-        return [str(self.table.item(r, 0).data(Qt.ItemDataRole.UserRole)) for r in rows]
+        return [self._row_id(r) for r in rows]
+
+    def _row_id(self, row: int) -> str:
+        item = self.table.item(row, 0)
+        return str(item.data(Qt.ItemDataRole.UserRole)) if item is not None else ""
 
     def select(self, budget_id: str) -> None:
         """Select one budget's row."""
         for row in range(self.table.rowCount()):
-            if self.table.item(row, 0).data(Qt.ItemDataRole.UserRole) == budget_id:
+            if self._row_id(row) == budget_id:
                 self.table.selectRow(row)
                 return
 
@@ -386,8 +399,9 @@ class BudgetsEditor(QWidget):
         self.reload()
         self.select(budget.id)
         verb = "Replaced" if replaced else "Added"
-        symbol = CURRENCY_SYMBOLS.get(budget.currency, "")
-        self._say(f"{verb} {budget.id}: {format_money(budget.amount, symbol)} {budget.describe()}.")
+        amount = format_money(budget.amount, CURRENCY_SYMBOLS.get(budget.currency, ""))
+        when_over = ENFORCEMENT_LABELS.get(budget.enforcement, budget.enforcement).lower()
+        self._say(f"{verb} {budget.id}: {amount} for {budget.describe()} ({when_over}).")
         self.budgets_changed.emit()
         return True
 
@@ -396,6 +410,11 @@ class BudgetsEditor(QWidget):
         self.message.setStyleSheet(_ERROR_STYLE if error else _DONE_STYLE)
         self.message.setProperty("error", error)
         self.message.show()
+
+    @Slot()
+    def _edited(self) -> None:
+        """The form changed: a message about the previous attempt no longer applies."""
+        self.message.hide()
 
     @Slot()
     def _scope_changed(self) -> None:

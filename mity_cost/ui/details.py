@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal, SignalInstance
 from PySide6.QtGui import QCloseEvent, QFont, QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -168,8 +168,6 @@ class DetailsWindow(QWidget):
     """Emitted each time a new tree and charts are on screen."""
     insights_ready = Signal(object)
     """Emitted with each ``core.insights.Insights`` put on screen (budgets panel and daily trend)."""
-    _computed = Signal(object)
-    _insights_computed = Signal(object)
 
     def __init__(
         self,
@@ -203,7 +201,11 @@ class DetailsWindow(QWidget):
         self._pending: _Job | None = None
         self._running: _Job | None = None
         self._body_job: _Job | None = None
-        self._computed.connect(self._on_computed)
+        # Worker threads reach the window only through this child object: a closure holding the
+        # window itself could drop its last reference on a worker, and Qt would destroy it there.
+        self._relay = _Relay(self)
+        self._relay.computed.connect(self._on_computed)
+        self._relay.insights.connect(self._on_insights)
         self._pause = QTimer(self)
         self._pause.setSingleShot(True)
         self._pause.setInterval(BACKGROUND_PAUSE_MS)
@@ -222,7 +224,6 @@ class DetailsWindow(QWidget):
         self._insights_running: _InsightsJob | None = None
         self._insights_pending: _InsightsJob | None = None
         self._insights_wanted = False
-        self._insights_computed.connect(self._on_insights)
         self._insights_pause = QTimer(self)
         self._insights_pause.setSingleShot(True)
         self._insights_pause.setInterval(INSIGHTS_PAUSE_MS)
@@ -357,7 +358,6 @@ class DetailsWindow(QWidget):
         self.splitter.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
         self.budget_panel = BudgetPanel()
-        self.budget_panel.setToolTip("")
         self.side_splitter = QSplitter(Qt.Orientation.Horizontal)
         self.side_splitter.addWidget(self.splitter)
         self.side_splitter.addWidget(self.budget_panel)
@@ -698,19 +698,11 @@ class DetailsWindow(QWidget):
             self._pending = pending
 
     def _start(self, job: _Job) -> None:
-        """Compute a job on the worker thread; its result comes back through ``_computed``."""
+        """Compute a job on the worker thread; its result comes back through the relay."""
         self._running = job
         future = self._executor.submit(job.run, self._call_cache)
-        future.add_done_callback(lambda done: self._deliver(job, done))
-
-    def _deliver(self, job: _Job, done: Future[_Result]) -> None:
-        """Runs on the worker thread: hand the result to the GUI thread."""
-        try:
-            result = done.result()
-        except Exception:  # noqa: BLE001 - never lose the window over a bad document
-            result = None
-        with contextlib.suppress(RuntimeError):  # the window is already gone
-            self._computed.emit((job, result))
+        relay = self._relay
+        future.add_done_callback(lambda done: _deliver(relay.computed, job, done))
 
     def _on_computed(self, payload: tuple[_Job, _Result | None]) -> None:
         job, result = payload
@@ -756,16 +748,8 @@ class DetailsWindow(QWidget):
         except RuntimeError:  # shut down: the window is going away
             self._insights_running = None
             return
-        future.add_done_callback(lambda done: self._deliver_insights(job, done))
-
-    def _deliver_insights(self, job: _InsightsJob, done: Future[Insights]) -> None:
-        """Runs on the insights worker: hand the result to the GUI thread (a queued signal)."""
-        try:
-            result: Insights | None = done.result()
-        except Exception:  # noqa: BLE001 - compute_insights never raises; this is belt and braces
-            result = None
-        with contextlib.suppress(RuntimeError):  # the window is already gone
-            self._insights_computed.emit((job, result))
+        relay = self._relay
+        future.add_done_callback(lambda done: _deliver(relay.insights, job, done))
 
     def _on_insights(self, payload: tuple[_InsightsJob, Insights | None]) -> None:
         job, result = payload
@@ -787,6 +771,24 @@ class DetailsWindow(QWidget):
             self._start_insights(pending)
         else:
             self._insights_pending = pending
+
+
+class _Relay(QObject):
+    """Carries worker results to the GUI thread (queued signals); a child of the window, so only
+    Qt deletes it, on the GUI thread."""
+
+    computed = Signal(object)
+    insights = Signal(object)
+
+
+def _deliver(signal: SignalInstance, job: object, done: Future[Any]) -> None:
+    """Runs on a worker thread: hand ``(job, result or None)`` to the GUI thread."""
+    try:
+        result = done.result()
+    except Exception:  # noqa: BLE001 - never lose the window over a bad document
+        result = None
+    with contextlib.suppress(RuntimeError):  # the window (and its relay) is already gone
+        signal.emit((job, result))
 
 
 @dataclass(frozen=True)

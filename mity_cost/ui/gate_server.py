@@ -103,8 +103,7 @@ class GateServer(QObject):
     """Listens for gate requests and hands them to ``handler``.
 
     Sockets and timers are connected to this object's slots, which find their client with
-    ``sender()``: no lambdas outlive the server, and no signal is emitted from Python (PySide6
-    6.12's ``emit()`` drops a reference to ``True`` each time).
+    ``sender()``: no lambdas capture a client, so none outlives the server.
     """
 
     def __init__(

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
 from mity_cost.core import alerts, budgets
 from mity_cost.core.alerts import Alert
@@ -115,7 +115,8 @@ class HistoryWorker(QObject):
         self._failed_at: float | None = None
         self._retained_on: date | None = None
 
-        self._finished.connect(self._on_finished)
+        # Queued even when a pass ends before its callback is attached (the callback then runs here).
+        self._finished.connect(self._on_finished, Qt.ConnectionType.QueuedConnection)
         self.timer = QTimer(self)
         self.timer.setInterval(max(1000, refresh_ms))
         self.timer.timeout.connect(self.refresh)
@@ -255,6 +256,18 @@ class HistoryWorker(QObject):
             return HistoryUpdate(problems=(f"the spending history could not be updated: {exc}",))
 
     def _pass(self, history: History, job: _Job) -> HistoryUpdate:
+        started = time.monotonic()
+        update = self._evaluate(history, job)
+        log.debug(
+            "history pass: %d new record(s), %d alert(s) to notify, %d unresolved, %.0f ms",
+            update.added,
+            len(update.to_notify),
+            update.unresolved_count,
+            (time.monotonic() - started) * 1000,
+        )
+        return update
+
+    def _evaluate(self, history: History, job: _Job) -> HistoryUpdate:
         now = self._clock()
         today = history.today(now)
         if self._retained_on != today:

@@ -87,9 +87,25 @@ def alert_session(alerts: Sequence[Alert]) -> str | None:
     return None
 
 
+def merge_twins(alerts: Sequence[Alert]) -> list[tuple[Alert, tuple[int, ...]]]:
+    """Each alert worth showing with the ids it stands for: a budget's "exceeded" alert absorbs its
+    own 100 %-and-up warnings of the same period (they say the same thing, less well)."""
+    exceeded = {(a.subject, a.period_key): a.id for a in alerts if a.kind == "budget_exceeded"}
+    twins: dict[int, list[int]] = {}
+    kept: list[Alert] = []
+    for alert in alerts:
+        owner = exceeded.get((alert.subject, alert.period_key))
+        if alert.kind == "budget_warning" and alert.level >= 100 and owner is not None:
+            twins.setdefault(owner, []).append(alert.id)
+        else:
+            kept.append(alert)
+    return [(a, (a.id, *twins.get(a.id, ()))) for a in kept]
+
+
 def alert_text(alerts: Sequence[Alert]) -> tuple[str, str]:
     """The title and body of one notification for a batch of budget alerts (the loudest first)."""
-    ordered = sorted(alerts, key=lambda a: (-_RANK[a.severity], -a.id))
+    shown = [a for a, _ids in merge_twins(alerts)]
+    ordered = sorted(shown, key=lambda a: (-_RANK[a.severity], -a.id))
     if len(ordered) == 1:
         alert = ordered[0]
         title = ALERT_TITLES.get(alert.kind, alert.kind.replace("_", " ")).format(level=alert.level)

@@ -1,21 +1,32 @@
-"""The settings dialog: threshold, currency, roots, warning levels, notifications, autostart.
+"""The settings dialog: threshold, currency, roots, warning levels, notifications, autostart
+("General"), the budgets ("Budgets") and the spending history's retention ("History").
 
 Non-modal: open it with ``show()`` (or ``open()``), never a blocking ``exec()``.  It saves only what
 the user chose (``core.settings.save_settings``); a field an environment variable overrides is shown
 with the environment's value, disabled, with a note saying which variable wins, and its saved value is
 kept as it was.  The autostart check box writes or removes the XDG autostart entry
 (``core.autostart``).  After a save, ``settings_saved`` carries the new effective settings.
+
+Budgets are saved as soon as they are added or removed (``ui.budgets_editor``; ``budgets_changed``
+says so).  The history is read and its retention applied on a worker thread (``History`` may wait
+for another process's lock, and deleting old records takes a while): the dialog closes once the new
+retention is applied.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import os
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import date
 from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -32,6 +43,8 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QPushButton,
+    QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -47,6 +60,9 @@ from mity_cost.core.settings import (
     load_saved,
     save_settings,
 )
+from mity_cost.ui.budgets_editor import BudgetsEditor, parse_levels
+
+__all__ = ["ENV_VARIABLES", "HistoryInfo", "SettingsDialog", "parse_levels"]
 
 log = logging.getLogger(__name__)
 
@@ -54,21 +70,73 @@ ENV_VARIABLES: dict[str, str] = {"threshold": ENV_THRESHOLD, "currency": ENV_CUR
 """Which environment variable overrides which setting."""
 
 
-def parse_levels(text: str) -> tuple[int, ...] | str:
-    """``"50, 75, 90, 100"`` as sorted whole percentages, or a message saying what is wrong."""
-    parts = [p for p in text.replace(";", ",").replace(" ", ",").split(",") if p]
-    if not parts:
-        return "give at least one level, e.g. 50, 75, 90, 100"
-    levels: set[int] = set()
-    for part in parts:
-        try:
-            value = int(part.strip().rstrip("%"))
-        except ValueError:
-            return f"{part!r} is not a whole percentage"
-        if not 0 < value <= 1000:
-            return f"{value} is outside 1–1000 %"
-        levels.add(value)
-    return tuple(sorted(levels))
+DEFAULT_RETENTION_DAYS = 365
+MAX_RETENTION_DAYS = 36_500
+
+
+@dataclass(frozen=True)
+class HistoryInfo:
+    """What the History tab shows: where the history is, how much it holds, what it keeps."""
+
+    path: Path
+    retention_days: int | None
+    records: int
+    first_day: date | None
+
+
+def read_history_info(path: Path | None = None) -> HistoryInfo:
+    """Open the history and describe it (worker thread; raises ``HistoryError``)."""
+    from mity_cost.core.history import History
+
+    with History(path) as history:
+        return HistoryInfo(history.path, history.retention_days, history.record_count(), history.first_day())
+
+
+def apply_retention(days: int | None, path: Path | None = None) -> int:
+    """Set the history's retention and apply it now; returns the records deleted (worker thread)."""
+    from mity_cost.core.history import History
+
+    with History(path) as history:
+        return history.set_retention(days)
+
+
+class _Runner(QObject):
+    """Runs functions one at a time on a worker thread; ``finished`` carries each call's ticket and
+    its result (or exception) to the GUI thread.
+
+    The worker holds nothing of the dialog (the dialog keeps what each ticket was for), so it never
+    holds the last reference to it; the thread ends when the runner goes away with the dialog.
+    """
+
+    finished = Signal(int, object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mity-settings")
+        self._tickets = itertools.count(1)
+        self.pending: set[int] = set()
+        self.finished.connect(self._settled, Qt.ConnectionType.QueuedConnection)
+
+    def run(self, function: Callable[[], Any]) -> int:
+        """Call ``function()`` on the worker; returns the ticket ``finished`` will carry."""
+        ticket = next(self._tickets)
+        self.pending.add(ticket)
+        done = self.finished
+
+        def job() -> None:
+            try:
+                result: Any = function()
+            except Exception as exc:  # noqa: BLE001 - handed over, and shown
+                result = exc
+            with contextlib.suppress(RuntimeError):  # the dialog was deleted meanwhile
+                done.emit(ticket, result)
+
+        self._executor.submit(job)
+        return ticket
+
+    @Slot(int, object)
+    def _settled(self, ticket: int, _result: object) -> None:
+        self.pending.discard(ticket)
 
 
 def _note(text: str) -> QLabel:
@@ -83,9 +151,11 @@ class SettingsDialog(QDialog):
 
     Signals:
         settings_saved: the new effective ``Settings`` (saved values with the environment applied).
+        budgets_changed: a budget was added, replaced or removed (saved already).
     """
 
     settings_saved = Signal(object)
+    budgets_changed = Signal()
 
     def __init__(
         self,
@@ -95,6 +165,9 @@ class SettingsDialog(QDialog):
         env: Mapping[str, str] | None = None,
         settings_path: Path | None = None,
         roots_from_command_line: bool = False,
+        suggestions: Mapping[str, Sequence[str]] | None = None,
+        budget_path: Path | None = None,
+        history_path: Path | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("mityCostSettings")
@@ -130,7 +203,7 @@ class SettingsDialog(QDialog):
         self.levels_error = QLabel()
         self.levels_error.setStyleSheet("color: #c62828;")
         self.levels_error.hide()
-        self.notifications = QCheckBox("Show desktop notifications at the warning levels")
+        self.notifications = QCheckBox("Show desktop notifications (warning levels, budget alerts)")
         self.autostart = QCheckBox("Start mity-cost when I log in")
         self.problems = QLabel()
         self.problems.setWordWrap(True)
@@ -145,6 +218,24 @@ class SettingsDialog(QDialog):
         self.file_dialog: QFileDialog | None = None
         self.env_notes: dict[str, QLabel] = {}
 
+        self.budgets = BudgetsEditor(current.currency, suggestions, budget_path)
+        self.budgets.budgets_changed.connect(self.budgets_changed)
+        self._history_path = history_path
+        self.history_info: HistoryInfo | None = None
+        self.retention = QCheckBox("Delete spending records older than")
+        self.retention_days = QSpinBox()
+        self.retention_days.setRange(1, MAX_RETENTION_DAYS)
+        self.retention_days.setValue(DEFAULT_RETENTION_DAYS)
+        self.retention_days.setSuffix(" days")
+        self.history_status = QLabel("Reading the spending history…")
+        self.history_status.setWordWrap(True)
+        self.history_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._runner = _Runner(self)
+        self._runner.finished.connect(self._background_done)
+        self._jobs: dict[int, tuple[str, int | None]] = {}
+        self._applying = False
+        self.tabs = QTabWidget()
+
         self._fill()
         self._lay_out(roots_from_command_line)
         self.currency.currentIndexChanged.connect(self._currency_changed)
@@ -154,9 +245,12 @@ class SettingsDialog(QDialog):
         self.roots.itemSelectionChanged.connect(self._selection_changed)
         self.buttons.accepted.connect(self.save)
         self.buttons.rejected.connect(self.reject)
+        self.retention.toggled.connect(self.retention_days.setEnabled)
         self._currency_changed()
         self._selection_changed()
         self._validate()
+        self._set_history_enabled(False)
+        self._jobs[self._runner.run(lambda: read_history_info(history_path))] = ("read", None)
 
     # -- building ---------------------------------------------------------------------------------
 
@@ -225,13 +319,47 @@ class SettingsDialog(QDialog):
         form.addRow("", _note("Percentages of the threshold; each warns once per session."))
         form.addRow("", self.notifications)
         form.addRow("", self.autostart)
+        general = QWidget()
+        general_layout = QVBoxLayout(general)
+        general_layout.addLayout(form)
+        general_layout.addStretch(1)
+        general_layout.addWidget(_note(f"Saved in {self._path or paths.settings_file()}"))
+        self.tabs.addTab(general, "General")
+        self.tabs.addTab(self.budgets, "Budgets")
+        self.tabs.addTab(self._history_tab(), "History")
         layout = QVBoxLayout(self)
         layout.addWidget(self.problems)
-        layout.addLayout(form)
-        layout.addWidget(_note(f"Saved in {self._path or paths.settings_file()}"))
+        layout.addWidget(self.tabs, 1)
         layout.addWidget(self.error)
         layout.addWidget(self.buttons)
-        self.setMinimumWidth(480)
+        self.setMinimumWidth(560)
+
+    def _history_tab(self) -> QWidget:
+        tab = QWidget()
+        layout = QVBoxLayout(tab)
+        row = QHBoxLayout()
+        row.addWidget(self.retention)
+        row.addWidget(self.retention_days)
+        row.addStretch(1)
+        layout.addLayout(row)
+        layout.addWidget(
+            _note(
+                "Unchecked, every record is kept. Reports, budgets and forecasts only see what the "
+                "history keeps; the change is applied when you save, and deleted records cannot be "
+                "brought back."
+            )
+        )
+        layout.addSpacing(8)
+        layout.addWidget(self.history_status)
+        layout.addStretch(1)
+        return tab
+
+    def show_tab(self, name: str) -> None:
+        """Bring a tab forward: ``general``, ``budgets`` or ``history``."""
+        for index in range(self.tabs.count()):
+            if self.tabs.tabText(index).lower() == name.lower():
+                self.tabs.setCurrentIndex(index)
+                return
 
     def showEvent(self, event: QShowEvent) -> None:
         """Make room for the word-wrapped notes (Qt does not enforce height-for-width on windows)."""
@@ -243,6 +371,41 @@ class SettingsDialog(QDialog):
                 self.resize(self.width(), needed)
 
     # -- behaviour --------------------------------------------------------------------------------
+
+    def _set_history_enabled(self, enabled: bool) -> None:
+        self.retention.setEnabled(enabled)
+        self.retention_days.setEnabled(enabled and self.retention.isChecked())
+
+    def _history_read(self, result: HistoryInfo | Exception) -> None:
+        if isinstance(result, Exception):
+            log.warning("settings: the spending history cannot be read: %s", result)
+            self.history_status.setText(f"⚠ The spending history cannot be used: {result}")
+            self.history_status.setStyleSheet("color: #c62828;")
+            return
+        self.history_info = result
+        days = result.retention_days
+        self.retention.setChecked(days is not None)
+        if days is not None:
+            self.retention_days.setValue(days)
+        since = f" since {result.first_day.isoformat()}" if result.first_day else ""
+        plural = "" if result.records == 1 else "s"
+        self.history_status.setText(f"{result.records:,} record{plural}{since}, in {result.path}")
+        self.history_status.setStyleSheet("")
+        self._set_history_enabled(True)
+
+    @property
+    def history_ready(self) -> bool:
+        """True once the history was read (the retention can be changed)."""
+        return self.history_info is not None
+
+    def chosen_retention(self) -> int | None:
+        """The retention the History tab shows: days, or ``None`` to keep everything."""
+        return self.retention_days.value() if self.retention.isChecked() else None
+
+    @property
+    def busy(self) -> bool:
+        """True while the history is read or the retention applied."""
+        return bool(self._runner.pending) or bool(self._jobs)
 
     @Slot()
     def _currency_changed(self) -> None:
@@ -330,8 +493,46 @@ class SettingsDialog(QDialog):
         log.info("settings saved: %s", chosen.to_saved())
         self._saved = chosen
         self.settings_saved.emit(apply_environment(chosen, self._env))
+        info = self.history_info
+        days = self.chosen_retention()
+        if info is not None and days != info.retention_days:
+            self._apply_retention(days)
+            return True
         self.accept()
         return True
+
+    def _apply_retention(self, days: int | None) -> None:
+        """Apply a new retention on the worker; the dialog closes when it is done, stays on failure."""
+        self._applying = True
+        self.buttons.setEnabled(False)
+        self._set_history_enabled(False)
+        self.history_status.setText("Applying the new retention…")
+        path = self._history_path
+        self._jobs[self._runner.run(lambda: apply_retention(days, path))] = ("retention", days)
+
+    @Slot(int, object)
+    def _background_done(self, ticket: int, result: object) -> None:
+        job = self._jobs.pop(ticket, None)
+        if job is None:
+            return
+        what, days = job
+        if what == "read":
+            self._history_read(result)  # type: ignore[arg-type]
+        else:
+            self._retention_done(days, result)  # type: ignore[arg-type]
+
+    def _retention_done(self, days: int | None, result: int | Exception) -> None:
+        self._applying = False
+        self.buttons.setEnabled(True)
+        if isinstance(result, Exception):
+            self._set_history_enabled(True)
+            self.show_tab("history")
+            self._fail(f"Settings saved, but the history's retention could not be changed: {result}")
+            return
+        log.info("history retention set to %s (%d old record(s) deleted)", days or "keep all", result)
+        if self.history_info is not None:
+            self.history_info = replace(self.history_info, retention_days=days)
+        self.accept()
 
     def _fail(self, message: str) -> None:
         log.warning("%s", message)

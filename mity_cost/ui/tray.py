@@ -42,6 +42,7 @@ from mity_cost.core.state import SessionView, Snapshot
 from mity_cost.core.summary import summarize
 from mity_cost.core.thresholds import Level, Severity, level_for
 from mity_cost.ui.badge import Variant, badge_icon, render_badge
+from mity_cost.ui.notifications import merge_twins
 
 log = logging.getLogger(__name__)
 
@@ -399,6 +400,7 @@ class TrayController(QObject):
     Signals:
         open_details: a session id to show ("" for the active session).
         open_settings: the user asked for the settings dialog.
+        open_budgets: the user asked for the settings dialog's Budgets tab.
         quit_requested: the user chose Quit.
         pause_changed: "Pause notifications" was toggled.
         dismiss_alerts: a tuple of alert ids the user dismissed.
@@ -406,6 +408,7 @@ class TrayController(QObject):
 
     open_details = Signal(str)
     open_settings = Signal()
+    open_budgets = Signal()
     quit_requested = Signal()
     pause_changed = Signal(bool)
     dismiss_alerts = Signal(object)
@@ -569,9 +572,10 @@ class TrayController(QObject):
 
     def _history_notes(self) -> tuple[str, ...]:
         notes = [_sentence(p) for p in self._problems[:2]]
-        if self._alert_count:
-            plural = "s" if self._alert_count != 1 else ""
-            notes.append(f"{self._alert_count} budget alert{plural} (see the menu)")
+        count = self._alert_count - (len(self._alerts) - len(merge_twins(self._alerts)))
+        if count > 0:
+            plural = "s" if count != 1 else ""
+            notes.append(f"{count} budget alert{plural} (see the menu)")
         return tuple(notes)
 
     def _refresh(self) -> None:
@@ -640,7 +644,8 @@ class TrayController(QObject):
         menu.addSection("Alerts")
         style = menu.style()
         now = datetime.now(UTC)
-        for alert in self._alerts:
+        merged = merge_twins(self._alerts)
+        for alert, ids in merged:
             sub = QMenu(alert_label(alert, now), menu)
             sub.setIcon(style.standardIcon(_ALERT_ICONS[alert.severity]))
             sub.setToolTipsVisible(True)
@@ -654,10 +659,12 @@ class TrayController(QObject):
             session = sid if isinstance(sid, str) else ""
             details = sub.addAction("Open details…")
             details.triggered.connect(lambda _checked=False, s=session: self.open_details.emit(s))
+            budgets = sub.addAction("Edit budgets…")
+            budgets.triggered.connect(self.open_budgets)
             dismiss = sub.addAction("Dismiss")
             dismiss.setData(alert.id)
             dismiss.setToolTip("Mark this alert resolved (it stays in the history)")
-            dismiss.triggered.connect(lambda _checked=False, i=alert.id: self.dismiss((i,)))
+            dismiss.triggered.connect(lambda _checked=False, i=ids: self.dismiss(i))
             sub.menuAction().setData(f"alert:{alert.id}")
             sub.menuAction().setToolTip(alert.message)
             menu.addMenu(sub)
@@ -667,8 +674,8 @@ class TrayController(QObject):
             more = QAction(f"{hidden} more in the details window…", menu)
             more.triggered.connect(lambda: self.open_details.emit(""))
             menu.addAction(more)
-        if len(self._alerts) > 1:
-            every = QAction(f"Dismiss these {len(self._alerts)} alerts", menu)
+        if len(merged) > 1:
+            every = QAction(f"Dismiss these {len(merged)} alerts", menu)
             ids = tuple(a.id for a in self._alerts)
             every.triggered.connect(lambda _checked=False, i=ids: self.dismiss(i))
             menu.addAction(every)

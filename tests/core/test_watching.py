@@ -463,3 +463,29 @@ def test_stop_reports_stopped_and_set_roots_switches(
     assert service.stop(2.0)
     assert service.status.mode == "stopped"
     assert collector.statuses[-1].mode == "stopped"
+
+
+@linux_only
+def test_unwatchable_folder_is_retried(
+    example_root: Path, service_factory: object, collector: Collector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from watchdog.observers import inotify_c
+
+    def refuse(*args: object, **kwargs: object) -> object:
+        raise OSError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(inotify_c.InotifyFD, "add_callback", refuse)
+    service = service_factory([example_root], retry_delay=0.05)  # type: ignore[operator]
+    watcher = service.watchers[example_root]
+    assert watcher.failures and service.status.mode == "events"
+    assert any("cannot watch" in m for m in service.status.messages)
+    monkeypatch.undo()
+    deadline = time.monotonic() + WAIT
+    while not watcher.scheduled and time.monotonic() < deadline:
+        service.wait_idle(0.1)
+    assert service.wait_idle(WAIT)
+    assert not watcher.failures and watcher.scheduled
+    assert not any("cannot watch" in m for m in service.status.messages)
+    cost = next(example_root.glob(".mity/chat/*/cost.json"))
+    write_bytes_atomic(cost, session_doc(4))
+    collector.wait_for(lambda seen: cost in seen)

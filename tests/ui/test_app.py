@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +34,15 @@ from mity_cost.app import (
     parse_args,
     setup_logging,
 )
-from mity_cost.core import paths
+from mity_cost.core import alerts, paths
+from mity_cost.core.alerts import Alert
+from mity_cost.core.budgets import Budget, add_budget
+from mity_cost.core.history import History, default_path
 from mity_cost.core.settings import Settings, save_settings
 from mity_cost.core.state import Snapshot
-from mity_cost.core.thresholds import Level
-from tests.ui.tray_helpers import snapshot, view
+from mity_cost.core.thresholds import Level, Severity
+from mity_cost.ui.history_worker import HistoryWorker
+from tests.ui.tray_helpers import APP, app_spent, root_snapshot, snapshot, view, with_app
 
 REPO = Path(__file__).resolve().parents[2]
 SID = "5b7e1c3a-9d2f-4e8b-a6c1-3f0d8e2b7a91"
@@ -367,6 +372,14 @@ def test_second_start_activation_shows_details(tray_app: TrayApp, parts: dict[st
     assert parts["details"][0].shown == [SID, None]
 
 
+def test_edit_budgets_opens_the_budgets_tab(qtbot: QtBot, tray_app: TrayApp) -> None:
+    tray_app.tray.open_budgets.emit()
+    dialog = tray_app.settings_dialog
+    assert dialog is not None and dialog.isVisible()
+    assert dialog.tabs.currentWidget() is dialog.budgets
+    dialog.reject()
+
+
 def test_settings_dialog_is_single_and_non_modal(qtbot: QtBot, tray_app: TrayApp) -> None:
     tray_app.tray.open_settings.emit()
     dialog = tray_app.settings_dialog
@@ -479,3 +492,151 @@ def test_main_second_start_hands_over_and_exits_0(isolated_home: Path, example_r
         assert first.wait(timeout=30) == 0
         assert first.stderr is not None
         first.stderr.close()
+
+
+# -- history, budgets and alerts --------------------------------------------------------------------
+
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def _history_app(tmp_path: Path, **kwargs: Any) -> TrayApp:
+    return TrayApp(
+        [tmp_path],
+        Settings(),
+        bridge_factory=FakeBridge,
+        details_factory=None,
+        confirmation_factory=None,
+        gate_factory=None,
+        history_factory=lambda parent: HistoryWorker(parent, clock=lambda: NOW, retry_s=0.0),
+        tray_available=lambda: False,
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def history_app(qtbot: QtBot, tmp_path: Path) -> Iterator[TrayApp]:
+    app = _history_app(tmp_path)
+    yield app
+    app.stop()
+
+
+def _settle(qtbot: QtBot, app: TrayApp) -> None:
+    worker = app.history
+    assert isinstance(worker, HistoryWorker)
+    qtbot.waitUntil(worker.idle, timeout=20_000)
+
+
+def test_every_snapshot_reaches_the_history_worker(
+    qtbot: QtBot, history_app: TrayApp, example_root: Path
+) -> None:
+    history_app.start()
+    _settle(qtbot, history_app)
+    worker = history_app.history
+    assert isinstance(worker, HistoryWorker)
+    with qtbot.waitSignal(worker.updated, timeout=20_000):
+        history_app.bridge.snapshot_ready.emit(root_snapshot(example_root))
+    _settle(qtbot, history_app)
+    assert history_app.history_update is not None and history_app.history_update.added > 0
+    assert history_app.history_update.evaluated
+
+
+def test_the_app_budget_at_75_percent_notifies_once(
+    qtbot: QtBot, history_app: TrayApp, example_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end: a copy of the example root whose big session belongs to an app, a monthly budget
+    for that app at 80 % of what the history holds for it: one 75 % budget warning, whatever else."""
+    snap = root_snapshot(with_app(example_root))
+    spent = app_spent(snap, tmp_path, NOW)
+    add_budget(Budget("app", APP, "month", round(spent / 0.8, 2)))
+    shown: list[tuple[str, str, Severity, str | None]] = []
+    monkeypatch.setattr(
+        history_app.tray,
+        "show_message",
+        lambda title, text, severity, sid=None: shown.append((title, text, severity, sid)),
+    )
+    notified: list[tuple[Alert, ...]] = []
+    history_app.notifications.alerts_notified.connect(notified.append)
+    history_app.start()
+    for _ in range(3):  # the watcher reports the same state again: nothing new to say
+        history_app.bridge.snapshot_ready.emit(snap)
+        _settle(qtbot, history_app)
+    worker = history_app.history
+    assert isinstance(worker, HistoryWorker)
+    worker.refresh()
+    _settle(qtbot, history_app)
+    budget_warnings = [a for batch in notified for a in batch if a.kind == "budget_warning"]
+    assert len(budget_warnings) == 1
+    (warning,) = budget_warnings
+    assert warning.level == 75 and warning.data["budgetId"] == f"app:{APP}:month"
+    assert warning.data["spent"] == pytest.approx(spent)
+    budget_shown = [s for s in shown if warning.message in s[1]]
+    assert len(budget_shown) == 1 and budget_shown[0][2] is Severity.WARNING
+    assert warning.id in [a.id for a in history_app.tray.alerts]
+    assert "budget alert" in history_app.tray.state.tooltip
+
+
+def test_paused_alerts_are_not_shown(
+    qtbot: QtBot, history_app: TrayApp, example_root: Path, tmp_path: Path
+) -> None:
+    snap = root_snapshot(with_app(example_root))
+    add_budget(Budget("app", APP, "month", round(app_spent(snap, tmp_path, NOW) / 0.8, 2)))
+    history_app.tray.set_paused(True)
+    history_app.start()
+    with qtbot.waitSignal(history_app.notifications.alerts_suppressed, timeout=20_000) as blocker:
+        history_app.bridge.snapshot_ready.emit(snap)
+    assert any(a.kind == "budget_warning" for a in blocker.args[0])
+    _settle(qtbot, history_app)
+    history_app.tray.set_paused(False)
+    with qtbot.assertNotEmitted(history_app.notifications.alerts_notified, wait=100):
+        history_app.bridge.snapshot_ready.emit(snap)
+        _settle(qtbot, history_app)
+
+
+def test_dismissing_from_the_tray_resolves_in_the_history(qtbot: QtBot, history_app: TrayApp) -> None:
+    with History() as history:
+        raised = alerts.raise_alert(history, "budget_exceeded", "overall:*:day", 100, "2026-11-23", "over")
+    assert raised is not None
+    history_app.start()
+    _settle(qtbot, history_app)
+    assert [a.id for a in history_app.tray.alerts] == [raised.id]
+    history_app.tray.dismiss((raised.id,))
+    _settle(qtbot, history_app)
+    assert history_app.tray.alerts == ()
+    with History() as history:
+        assert alerts.list_alerts(history, unresolved=True) == []
+
+
+def test_a_broken_history_shows_in_the_tooltip_and_the_app_runs_on(
+    qtbot: QtBot, history_app: TrayApp
+) -> None:
+    path = default_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"definitely not sqlite " * 64)
+    history_app.start()
+    history_app.bridge.snapshot_ready.emit(snapshot(view(SID, 0.3)))
+    _settle(qtbot, history_app)
+    state = history_app.tray.state
+    assert state.text == "$0.30"
+    assert "spending history cannot be used" in state.tooltip
+
+
+def test_budget_edits_in_the_settings_dialog_refresh_the_history(
+    qtbot: QtBot, history_app: TrayApp, example_root: Path
+) -> None:
+    history_app.start()
+    history_app.on_snapshot(root_snapshot(example_root))
+    _settle(qtbot, history_app)
+    history_app.show_settings()
+    dialog = history_app.settings_dialog
+    assert dialog is not None
+    assert "shop-api" in [dialog.budgets.target.itemText(i) for i in range(dialog.budgets.target.count())]
+    worker = history_app.history
+    assert isinstance(worker, HistoryWorker)
+    dialog.budgets.target.setEditText("shop-api")
+    with qtbot.waitSignal(worker.updated, timeout=20_000):
+        assert dialog.budgets.add()
+    _settle(qtbot, history_app)
+    update = history_app.history_update
+    assert update is not None and [s.budget.target for s in update.statuses] == ["shop-api"]
+    dialog.reject()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import sys
@@ -355,12 +356,15 @@ def test_stop_is_idempotent_and_late_results_are_ignored(
 def test_emits_and_timer_calls_cannot_use_up_none_or_true(
     qtbot: QtBot, example_root: Path, make_bridge: Any
 ) -> None:
-    """PySide6 6.12 drops a reference to True per emit and to None per void call: the bridge pins them."""
+    """A binding that drops a reference per emit or void call (PySide6 6.12) would show here."""
     bridge = make_bridge([example_root], watch=False)
     started(qtbot, bridge)
     path = session_files(example_root)[0].path
+    gc.collect()
+    before = sys.getrefcount(True), sys.getrefcount(None)
     for _ in range(200):
         bridge.notify_dirty([path])
     qtbot.waitUntil(lambda: not bridge.coalescer.pending and not bridge.coalescer.busy, timeout=WAIT)
-    assert sys.getrefcount(True) > 1 << 39
-    assert sys.getrefcount(None) > 1 << 39
+    gc.collect()
+    after = sys.getrefcount(True), sys.getrefcount(None)
+    assert after[0] - before[0] > -100 and after[1] - before[1] > -100

@@ -10,12 +10,16 @@ from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
+from mity_cost.core.history import History
+from mity_cost.core.insights import compute_insights, trend_series
 from mity_cost.core.series import session_series
 from mity_cost.core.settings import Settings
+from mity_cost.core.state import Snapshot
 from mity_cost.core.summary import group_records
 from mity_cost.ui.breakdown_model import format_amount
-from mity_cost.ui.charts import CostCharts, model_color
+from mity_cost.ui.charts import TREND_TAB, CostCharts, model_color
 from tests.core.breakdown_helpers import BIGGEST, WITH_INFRA, session_file, view_of
+from tests.core.insights_helpers import NOW, make_world
 
 
 def charts_for(qtbot: QtBot, root: Path, session_id: str, settings: Settings) -> CostCharts:
@@ -142,3 +146,50 @@ def test_only_the_visible_chart_is_updated_at_once(qtbot: QtBot, example_root: P
     assert drawn() == (series.cumulative, None, series.timeline)
     charts.setCurrentIndex(1)
     assert drawn() == (series.cumulative, series.bars, series.timeline)
+
+
+def test_daily_trend_bars_ranges_and_month_projection(
+    qtbot: QtBot, example_root: Path, tmp_path: Path
+) -> None:
+    world = make_world(example_root, tmp_path)
+    try:
+        insights = compute_insights(
+            world.snapshot, Settings(), None, world.history, now=NOW, budget_path=world.budget_path
+        )
+    finally:
+        world.history.close()
+    charts = CostCharts()
+    qtbot.addWidget(charts)
+    charts.set_trend(insights)
+    assert charts.trend.insights is None  # drawn when its tab is opened
+    charts.setCurrentIndex(TREND_TAB)
+    chart = charts.trend
+    series = trend_series(insights)
+    assert chart.series == series
+    assert np.allclose(chart.bars.opts["x"], series.x)
+    assert np.allclose(chart.bars.opts["height"], [p.cost.expected for p in insights.daily])
+    assert np.allclose(chart.errors.opts["top"], np.subtract(series.high, series.expected))
+    assert np.allclose(chart.errors.opts["bottom"], np.subtract(series.expected, series.low))
+    month_x, month_y = chart.month_curve.getData()
+    assert np.allclose(month_x, series.month_x) and np.allclose(month_y, series.month_y)
+    _, low = chart.projection_low.getData()
+    _, high = chart.projection_high.getData()
+    assert insights.month is not None
+    assert (low[-1], high[-1]) == (insights.month.low, insights.month.high)
+    assert format_amount(insights.month.projected, "$") in chart.getPlotItem().titleLabel.text
+    # The month line has its own scale on the right: its top fits the projection's range.
+    assert chart.month_view.viewRange()[1][1] >= insights.month.high
+
+
+def test_daily_trend_without_history(qtbot: QtBot, tmp_path: Path) -> None:
+    with History(tmp_path / "h.sqlite3") as history:
+        insights = compute_insights(Snapshot(), Settings(), None, history)
+    charts = CostCharts()
+    qtbot.addWidget(charts)
+    charts.setCurrentIndex(TREND_TAB)
+    charts.set_trend(insights)
+    assert len(charts.trend.bars.opts["height"]) == len(insights.daily)
+    assert charts.trend.projection_curve.getData()[0] is None or not len(
+        charts.trend.projection_curve.getData()[0]
+    )
+    assert "no projection" in charts.trend.getPlotItem().titleLabel.text

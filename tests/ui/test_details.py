@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ import pytest
 from PySide6.QtCore import QItemSelectionModel
 from pytestqt.qtbot import QtBot
 
+from mity_cost.core.insights import Insights, compute_insights, trend_series
 from mity_cost.core.loading import LoadError
 from mity_cost.core.money import format_money
 from mity_cost.core.prices import Override, PriceBook
@@ -20,8 +23,11 @@ from mity_cost.core.summary import summarize
 from mity_cost.core.thresholds import level_for
 from mity_cost.ui.badge import LEVEL_COLORS
 from mity_cost.ui.breakdown_model import COL_PRICE, UNPRICED
+from mity_cost.ui.charts import TREND_TAB
 from mity_cost.ui.details import DEFAULT_SIZE, DetailsWindow, humanize, runtime_text
 from tests.core.breakdown_helpers import BIGGEST, WITH_INFRA, add_call, rewrite, session_file, snapshot_of
+from tests.core.insights_helpers import NOW, World, make_world
+from tests.core.insights_helpers import book as insights_book
 
 
 @pytest.fixture
@@ -321,3 +327,136 @@ def test_large_sessions_render_on_a_worker_and_end_on_the_latest(qtbot: QtBot, e
     qtbot.waitUntil(lambda: details.model.root.label == WITH_INFRA, timeout=5000)
     qtbot.waitUntil(details.is_idle, timeout=5000)
     assert details.model.root.label == WITH_INFRA
+
+
+# --- the budgets & forecast part --------------------------------------------------------------------
+
+
+@pytest.fixture
+def world(example_root: Path, tmp_path: Path) -> Iterator[World]:
+    made = make_world(example_root, tmp_path)
+    yield made
+    made.history.close()
+
+
+def budget_window(qtbot: QtBot, world: World, **kwargs: Any) -> DetailsWindow:
+    details = DetailsWindow(
+        prices=insights_book(),
+        history=world.history,
+        budget_path=world.budget_path,
+        clock=lambda: NOW,
+        **kwargs,
+    )
+    qtbot.addWidget(details)
+    return details
+
+
+class _Recorder:
+    """Wraps the window's insights engine: which thread ran each job, on which snapshot; can hold jobs."""
+
+    def __init__(self, details: DetailsWindow) -> None:
+        self.engine = details._engine
+        self.inner = self.engine.run
+        self.threads: list[int] = []
+        self.snapshots: list[Snapshot] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.engine.run = self.run  # type: ignore[method-assign]
+
+    def run(self, snapshot: Snapshot, settings: Settings, session_id: str | None, book: Any) -> Insights:
+        self.threads.append(threading.get_ident())
+        self.snapshots.append(snapshot)
+        assert self.gate.wait(10)
+        return self.inner(snapshot, settings, session_id, book)
+
+
+def test_budgets_and_forecast_are_computed_off_the_gui_thread(qtbot: QtBot, world: World) -> None:
+    details = budget_window(qtbot, world)
+    recorder = _Recorder(details)
+    with qtbot.waitSignal(details.insights_ready, timeout=10000) as ready:
+        shown(details, world.snapshot, Settings(), BIGGEST)
+    insights = ready.args[0]
+    assert isinstance(insights, Insights)
+    assert recorder.threads and threading.get_ident() not in recorder.threads
+    assert details.budget_panel.insights is insights and insights.session_id == BIGGEST
+    # The figures are the core's on the same history (the window took the sessions in).
+    again = compute_insights(
+        world.snapshot,
+        Settings(),
+        BIGGEST,
+        world.history,
+        book=insights_book(),
+        now=NOW,
+        budget_path=world.budget_path,
+        raise_alerts=False,
+    )
+    assert again.ingested == 0
+    assert [(line.status.key, line.status.spent) for line in insights.budgets] == [
+        (line.status.key, line.status.spent) for line in again.budgets
+    ]
+    assert insights.month == again.month and insights.daily == again.daily
+    assert len(details.budget_panel.rows) == len(insights.budgets) > 0
+    # The daily trend tab draws the same days and the month projection.
+    details.charts.setCurrentIndex(TREND_TAB)
+    trend = details.charts.trend
+    assert trend.series == trend_series(insights)
+    heights = trend.bars.opts["height"]
+    assert list(heights) == [p.cost.expected for p in insights.daily]
+    _, y = trend.projection_curve.getData()
+    assert insights.month is not None and y[-1] == insights.month.projected
+    assert "month end" in trend.getPlotItem().titleLabel.text
+
+
+def test_budget_jobs_never_block_and_the_latest_snapshot_wins(qtbot: QtBot, world: World) -> None:
+    details = budget_window(qtbot, world)
+    recorder = _Recorder(details)
+    recorder.gate.clear()  # the worker holds its first job until released
+    shown(details, world.snapshot, Settings(), BIGGEST)
+    qtbot.waitUntil(lambda: len(recorder.snapshots) == 1, timeout=5000)
+    newer = [
+        replace(world.snapshot, status=replace(world.snapshot.status, messages=(str(i),))) for i in range(3)
+    ]
+    for snapshot in newer:
+        details.apply(snapshot, Settings())  # returns at once while the worker is busy
+    assert not details.insights_idle() and details.budget_panel.insights is None
+    recorder.gate.set()
+    qtbot.waitUntil(details.insights_idle, timeout=10000)
+    assert len(recorder.snapshots) == 2 and recorder.snapshots[-1] is newer[-1]
+    assert details.budget_panel.insights is not None
+
+
+def test_the_panel_follows_the_session_on_screen(qtbot: QtBot, world: World) -> None:
+    details = budget_window(qtbot, world)
+    shown(details, world.snapshot, Settings(), BIGGEST)
+    qtbot.waitUntil(lambda: details.budget_panel.insights is not None, timeout=10000)
+    details.show_session(WITH_INFRA)
+
+    def follows() -> None:
+        insights = details.budget_panel.insights
+        assert insights is not None and insights.session_id == WITH_INFRA
+        per_session = [line for line in insights.budgets if line.status.budget.scope == "session"]
+        assert [line.status.session_id for line in per_session] == [WITH_INFRA]
+
+    qtbot.waitUntil(follows, timeout=10000)
+
+
+def test_a_hidden_window_computes_no_budgets_until_shown(qtbot: QtBot, world: World) -> None:
+    details = budget_window(qtbot, world)
+    recorder = _Recorder(details)
+    details.apply(world.snapshot, Settings())
+    assert recorder.snapshots == [] and details.insights_idle()
+    details.show()
+    qtbot.waitUntil(lambda: details.budget_panel.insights is not None, timeout=10000)
+    assert recorder.snapshots == [world.snapshot]
+
+
+def test_the_panel_refreshes_on_its_own_while_visible(qtbot: QtBot, world: World) -> None:
+    details = budget_window(qtbot, world, refresh_ms=0)  # clamped to the pause between jobs
+    recorder = _Recorder(details)
+    shown(details, world.snapshot, Settings(), BIGGEST)
+    qtbot.waitUntil(lambda: len(recorder.snapshots) >= 2, timeout=10000)
+    details.hide()
+    qtbot.waitUntil(details.insights_idle, timeout=10000)
+    count = len(recorder.snapshots)
+    qtbot.wait(1200)
+    assert len(recorder.snapshots) == count  # nothing while hidden

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from pytestqt.qtbot import QtBot
 
 from mity_cost.core import paths
+from mity_cost.core.alerts import Alert
 from mity_cost.core.settings import Settings
 from mity_cost.core.thresholds import Severity, ThresholdWarning
-from mity_cost.ui.notifications import NotificationController, warning_text
+from mity_cost.ui.notifications import (
+    MAX_ALERT_LINES,
+    NotificationController,
+    alert_text,
+    loudest,
+    merge_twins,
+    warning_text,
+)
 from mity_cost.ui.tray import TrayController
 from tests.ui.tray_helpers import snapshot, view
 
@@ -199,3 +208,96 @@ def test_warning_text(percent: int, total: float, title: str, body: str) -> None
     got_title, got_body = warning_text(warning, Settings())
     assert got_title == f"mity-cost: {title}"
     assert body in got_body and "aaaaaaaa…" in got_body
+
+
+# -- budget alerts ----------------------------------------------------------------------------------
+
+
+def budget_alert(
+    alert_id: int, kind: str = "budget_warning", level: int = 75, session: str | None = None
+) -> Alert:
+    return Alert(
+        id=alert_id,
+        kind=kind,
+        subject="app:shop-api:month",
+        level=level,
+        period_key="2026-11",
+        message=f"Budget app:shop-api:month ({kind} {level})",
+        data={"sessionId": session},
+        created_at=datetime(2026, 11, 23, 12, 0, tzinfo=UTC),
+    )
+
+
+def test_one_alert_is_one_notification_with_its_severity(
+    controller: NotificationController, recorder: Recorder, qtbot: QtBot
+) -> None:
+    one = budget_alert(1, level=75, session=A)
+    with qtbot.waitSignal(controller.alerts_notified) as blocker:
+        controller.on_alerts([one], Settings())
+    assert recorder.shown == [("mity-cost: budget at 75 %", one.message, one.severity, A)]
+    assert one.severity is Severity.WARNING
+    assert blocker.args == [(one,)]
+
+
+def test_a_batch_is_one_notification_loudest_first(
+    controller: NotificationController, recorder: Recorder
+) -> None:
+    batch = [budget_alert(n, level=50) for n in range(1, 4)] + [budget_alert(9, "budget_exceeded", 100, B)]
+    controller.on_alerts(batch, Settings())
+    ((title, body, severity, session),) = recorder.shown
+    assert title == "mity-cost: 4 budget alerts"
+    lines = body.split("\n")
+    assert lines[0] == batch[-1].message and lines[-1] == "…and 1 more (see the tray menu)."
+    assert len(lines) == MAX_ALERT_LINES + 1
+    assert severity is Severity.CRITICAL and session == B
+
+
+def test_alerts_respect_pause_and_settings(
+    controller: NotificationController, recorder: Recorder, qtbot: QtBot
+) -> None:
+    controller.set_paused(True)
+    with qtbot.waitSignal(controller.alerts_suppressed) as blocker:
+        controller.on_alerts([budget_alert(1)], Settings())
+    assert blocker.args == [(budget_alert(1),)]
+    controller.set_paused(False)
+    controller.on_alerts([budget_alert(2)], Settings(notifications=False))
+    controller.on_alerts([], Settings())
+    assert recorder.shown == []
+    controller.on_alerts([budget_alert(3)], Settings())
+    assert len(recorder.shown) == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "level", "title", "severity"),
+    [
+        ("budget_warning", 50, "mity-cost: budget at 50 %", Severity.INFO),
+        ("budget_warning", 90, "mity-cost: budget at 90 %", Severity.CRITICAL),
+        ("budget_exceeded", 100, "mity-cost: budget exceeded", Severity.CRITICAL),
+        ("forecast_exceeded", 100, "mity-cost: budget projected to run over", Severity.WARNING),
+        ("task_estimate_high", 140, "mity-cost: estimate over budget", Severity.WARNING),
+    ],
+)
+def test_alert_text(kind: str, level: int, title: str, severity: Severity) -> None:
+    one = budget_alert(1, kind, level)
+    assert alert_text([one]) == (title, one.message)
+    assert loudest([one]) is severity
+
+
+def test_a_failing_notifier_does_not_break_alerts(qtbot: QtBot) -> None:
+    class Broken:
+        def show_message(self, *args: object) -> None:
+            raise RuntimeError("no notification daemon")
+
+    controller = NotificationController(Broken(), persist=False)
+    with qtbot.assertNotEmitted(controller.alerts_notified):
+        controller.on_alerts([budget_alert(1)], Settings())
+
+
+def test_exceeded_and_its_100_percent_warning_are_one_notification(
+    controller: NotificationController, recorder: Recorder
+) -> None:
+    exceeded, at_100 = budget_alert(5, "budget_exceeded", 100), budget_alert(4, "budget_warning", 100)
+    elsewhere = Alert(**{**budget_alert(3, "budget_warning", 100).__dict__, "subject": "overall:*:month"})
+    assert [(a.id, ids) for a, ids in merge_twins([exceeded, at_100, elsewhere])] == [(5, (5, 4)), (3, (3,))]
+    controller.on_alerts([at_100, exceeded], Settings())
+    assert recorder.shown == [("mity-cost: budget exceeded", exceeded.message, Severity.CRITICAL, None)]

@@ -7,6 +7,7 @@ pins the binding below 6.12; this test catches any binding with the bug.
 
 from __future__ import annotations
 
+import gc
 import sys
 
 from PySide6.QtCore import QObject, Signal
@@ -21,6 +22,7 @@ class _Emitter(QObject):
 def test_void_calls_keep_none_alive(qtbot: QtBot) -> None:
     label = QLabel()
     qtbot.addWidget(label)
+    gc.collect()
     before = sys.getrefcount(None)
     for _ in range(2000):
         label.setText("x")
@@ -31,6 +33,7 @@ def test_emit_keeps_booleans_alive(qtbot: QtBot) -> None:
     emitter = _Emitter()
     seen: list[object] = []
     emitter.fired.connect(seen.append)
+    gc.collect()
     before = sys.getrefcount(True), sys.getrefcount(False)
     for n in range(2000):
         emitter.fired.emit(n)

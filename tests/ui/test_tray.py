@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QSystemTrayIcon
+from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 from pytestqt.qtbot import QtBot
 
+from mity_cost.core.alerts import Alert
 from mity_cost.core.loading import LoadError
 from mity_cost.core.money import format_short
 from mity_cost.core.settings import Settings, load_settings
@@ -26,9 +27,12 @@ from mity_cost.core.thresholds import Level, Severity, level_for
 from mity_cost.ui import tray as tray_module
 from mity_cost.ui.badge import Variant
 from mity_cost.ui.tray import (
+    MAX_MENU_ALERTS,
     MAX_MENU_SESSIONS,
     TrayController,
     age_text,
+    alert_label,
+    budget_description,
     money_range,
     session_label,
     tray_state,
@@ -343,3 +347,144 @@ def test_messages_use_the_tray_balloon_in_a_tray(qtbot: QtBot, monkeypatch: pyte
 def test_a_message_before_start_is_only_logged(qtbot: QtBot, controller: TrayController) -> None:
     controller.show_message("t", "b", Severity.INFO)
     assert controller.fallback is None
+
+
+# -- budget alerts and history problems ------------------------------------------------------------
+
+
+def alert(
+    alert_id: int,
+    level: int = 75,
+    kind: str = "budget_warning",
+    subject: str = "app:shop-api:month",
+    session: str | None = None,
+    age: timedelta = timedelta(minutes=5),
+) -> Alert:
+    return Alert(
+        id=alert_id,
+        kind=kind,
+        subject=subject,
+        level=level,
+        period_key="2026-11",
+        message=f"Budget {subject} at {level} %: $7.50 of $10.00",
+        data={"budgetId": subject.split("@")[0], "sessionId": session},
+        created_at=datetime.now(UTC) - age,
+    )
+
+
+def _alert_menus(controller: TrayController) -> list[QMenu]:
+    menus = [a.menu() for a in controller.menu.actions() if str(a.data()).startswith("alert:")]
+    return [m for m in menus if isinstance(m, QMenu)]
+
+
+def test_budget_description_and_alert_label() -> None:
+    assert budget_description("app:shop-api:month") == "app shop-api, per month"
+    assert budget_description("model:unknown:gpt-4o:day") == "model unknown:gpt-4o, per day"
+    assert budget_description("overall:*:week") == "everything, per week"
+    assert budget_description(f"session:*:session@{SID}") == "each session, per session (session 5b7e1c3a…)"
+    assert budget_description("nonsense") == "nonsense"
+    first = alert(1)
+    now = first.created_at + timedelta(minutes=5)
+    assert alert_label(first, now) == "75 % of budget · app shop-api, per month\t5 min ago"
+    assert alert_label(alert(2, 100, "budget_exceeded"), now).startswith("Over budget · ")
+    assert alert_label(alert(3, 130, "forecast_exceeded"), now).startswith("Projected over budget · ")
+
+
+def test_no_alerts_no_alerts_section(qtbot: QtBot, controller: TrayController) -> None:
+    controller.set_history([], 0, [])
+    controller.rebuild_menu()
+    assert "Alerts" not in [a.text() for a in controller.menu.actions() if a.isSeparator()]
+    assert "alert" not in controller.state.tooltip
+
+
+def test_alerts_menu_lists_the_newest_with_a_dismiss_each(qtbot: QtBot, controller: TrayController) -> None:
+    listed = [alert(9, 90, session=SID), alert(8, 75), alert(7, 100, "budget_exceeded")]
+    controller.apply(snapshot(view(SID, 0.2)), Settings())
+    controller.set_history(listed, 12, [])
+    controller.menu.aboutToShow.emit()
+    sections = [a.text() for a in controller.menu.actions() if a.isSeparator() and a.text()]
+    assert sections == ["Sessions", "Alerts"]
+    menus = _alert_menus(controller)
+    assert [m.menuAction().data() for m in menus] == ["alert:9", "alert:8", "alert:7"]
+    assert menus[0].title().startswith("90 % of budget")
+    first = [a.text() for a in menus[0].actions() if not a.isSeparator()]
+    assert first[0] == listed[0].message and first[-3:] == ["Open details…", "Edit budgets…", "Dismiss"]
+    texts = [a.text() for a in controller.menu.actions()]
+    assert "9 more in the details window…" in texts
+    assert "Dismiss these 3 alerts" in texts
+    assert "12 budget alerts (see the menu)" in controller.state.tooltip
+    with qtbot.waitSignal(controller.open_details) as opened:
+        next(a for a in menus[0].actions() if a.text() == "Open details…").trigger()
+    assert opened.args == [SID]
+
+
+def test_dismissing_an_alert_hides_it_and_asks_to_resolve_it(
+    qtbot: QtBot, controller: TrayController
+) -> None:
+    controller.set_history([alert(2), alert(1)], 2, [])
+    controller.rebuild_menu()
+    dismiss = next(a for a in _alert_menus(controller)[1].actions() if a.text() == "Dismiss")
+    with qtbot.waitSignal(controller.dismiss_alerts) as blocker:
+        dismiss.trigger()
+    assert blocker.args == [(1,)]
+    assert [a.id for a in controller.alerts] == [2]
+    assert "1 budget alert (see the menu)" in controller.state.tooltip
+    controller.rebuild_menu()
+    assert [m.menuAction().data() for m in _alert_menus(controller)] == ["alert:2"]
+    assert not any(a.text().startswith("Dismiss these") for a in controller.menu.actions())
+
+
+def test_dismiss_all_shown(qtbot: QtBot, controller: TrayController) -> None:
+    controller.set_history([alert(n) for n in (5, 4, 3)], 3, [])
+    controller.rebuild_menu()
+    every = next(a for a in controller.menu.actions() if a.text() == "Dismiss these 3 alerts")
+    with qtbot.waitSignal(controller.dismiss_alerts) as blocker:
+        every.trigger()
+    assert blocker.args == [(5, 4, 3)]
+    assert controller.alerts == ()
+    controller.rebuild_menu()
+    assert _alert_menus(controller) == []
+
+
+def test_the_menu_caps_the_alerts(qtbot: QtBot, controller: TrayController) -> None:
+    controller.set_history([alert(n) for n in range(20, 10, -1)], 10, [])
+    controller.rebuild_menu()
+    assert len(_alert_menus(controller)) == MAX_MENU_ALERTS
+    assert "5 more in the details window…" in [a.text() for a in controller.menu.actions()]
+
+
+def test_a_history_problem_shows_in_the_menu_and_tooltip(qtbot: QtBot, controller: TrayController) -> None:
+    problem = "the spending history cannot be used: file is not a database"
+    controller.start()
+    controller.apply(snapshot(view(SID, 0.2)), Settings())
+    controller.set_history([], 0, [problem])
+    assert "The spending history cannot be used: file is not a database" in controller.state.tooltip
+    assert controller.state.text == "$0.20"  # the badge still shows the session
+    controller.rebuild_menu()
+    notes = [a for a in controller.menu.actions() if a.toolTip() == problem]
+    assert len(notes) == 1 and not notes[0].isEnabled()
+    window = controller.fallback
+    assert window is not None and "not a database" in window.notes.text()
+    controller.set_history([], 0, [])
+    assert "database" not in controller.state.tooltip
+
+
+def test_an_exceeded_alert_absorbs_its_100_percent_warning(qtbot: QtBot, controller: TrayController) -> None:
+    exceeded, warning, other = (
+        alert(3, 100, "budget_exceeded"),
+        alert(2, 100),
+        alert(1, 50, subject="overall:*:day"),
+    )
+    controller.set_history([exceeded, warning, other], 3, [])
+    assert "2 budget alerts (see the menu)" in controller.state.tooltip
+    controller.rebuild_menu()
+    menus = _alert_menus(controller)
+    assert [m.menuAction().data() for m in menus] == ["alert:3", "alert:1"]
+    assert "Dismiss these 2 alerts" in [a.text() for a in controller.menu.actions()]
+    with qtbot.waitSignal(controller.open_budgets):
+        next(a for a in menus[0].actions() if a.text() == "Edit budgets…").trigger()
+    with qtbot.waitSignal(controller.dismiss_alerts) as blocker:
+        next(a for a in menus[0].actions() if a.text() == "Dismiss").trigger()
+    assert blocker.args == [(3, 2)]
+    assert [a.id for a in controller.alerts] == [1]
+    assert "1 budget alert (see the menu)" in controller.state.tooltip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +64,52 @@ def view(
 def snapshot(*views: SessionView, status: WatchStatus | None = None) -> Snapshot:
     """A snapshot with these sessions, the first one active."""
     return Snapshot(sessions=tuple(views), status=status or WatchStatus(), roots=(Path("/factory"),))
+
+
+def root_snapshot(root: Path) -> Snapshot:
+    """Every session and feature under a root, as the watcher would report them (newest first)."""
+    from mity_cost.core.history import read_runtime
+    from mity_cost.core.layout import feature_files, session_files
+    from mity_cost.core.loading import LoadedFeature, load_feature, load_session
+
+    views = []
+    for found in session_files(root):
+        loaded = load_session(found.path)
+        assert isinstance(loaded, LoadedSession), loaded
+        views.append(
+            SessionView(
+                key=f"{root}:{found.folder}",
+                root=root,
+                session_dir=found.path.parent,
+                loaded=loaded,
+                runtime=read_runtime(found.path.parent),
+            )
+        )
+    views.sort(key=lambda v: v.loaded.doc["updatedAt"] if v.loaded else 0, reverse=True)
+    features = [
+        f for ff in feature_files(root) if isinstance(f := load_feature(ff.path, ff.app), LoadedFeature)
+    ]
+    return Snapshot(sessions=tuple(views), features=tuple(features), roots=(root,))
+
+
+APP = "shop-api"
+BIG_SESSION = "e9f1a3b5-c7d9-4e1f-a3b5-c7d9e1f3a5b7"
+"""The example root's largest session (140 LLM calls)."""
+
+
+def with_app(root: Path, app: str = APP, session: str = BIG_SESSION) -> Path:
+    """Name the app of one session, as the factory's runtime.json does (``readyInfo.appPath``)."""
+    runtime = {"readyInfo": {"appPath": str(root / "workspaces" / app)}}
+    (root / ".mity" / "chat" / session / "runtime.json").write_text(json.dumps(runtime))
+    return root
+
+
+def app_spent(snapshot: Snapshot, folder: Path, now: datetime, app: str = APP) -> float:
+    """The app's month-to-date spending, from a separate history that took in the same snapshot."""
+    from mity_cost.core.budgets import period_window
+    from mity_cost.core.history import History
+
+    with History(folder / "probe.sqlite3") as probe:
+        probe.ingest_snapshot(snapshot, now)
+        start, end, _ = period_window("month", probe.today(now))
+        return probe.totals("app", app, start, end).expected
