@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import logging
 import logging.handlers
@@ -844,6 +845,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.quit_after is not None:
             QTimer.singleShot(max(0, int(args.quit_after * 1000)), request_exit)
         tray_app.start()
+        # Everything alive now lives as long as the app: keep it out of the cyclic collector's
+        # generations so its full collections (which run in the GUI thread) stay short.
+        gc.collect()
+        gc.freeze()
         started = time.monotonic()
         code = app.exec()
         log.info("event loop ended after %.1f s (code %d)", time.monotonic() - started, code)

@@ -16,16 +16,17 @@ for _name in ("MITY_COST_THRESHOLD", "MITY_COST_CURRENCY", "MITY_COST_LLM_ENABLE
 REPO = Path(__file__).resolve().parent.parent
 
 
+SPEC_COPY = REPO / "tests" / "data" / "spec"
+"""The spec's sample roots, copied from ``../shared/spec`` so a clean checkout tests on its own
+(``tests/test_spec_copy.py`` checks the copy still equals the original where that is present)."""
+
+
 def _find_spec() -> Path:
-    candidates: list[str | Path] = [
-        os.environ.get("MITY_COST_SPEC", ""),
-        REPO.parent / "shared" / "spec",
-        REPO / "spec",
-    ]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "examples").is_dir():
-            return Path(candidate)
-    raise RuntimeError("the spec (shared/spec) must sit beside the checkout, or set MITY_COST_SPEC")
+    chosen = os.environ.get("MITY_COST_SPEC", "")
+    spec = Path(chosen) if chosen else SPEC_COPY
+    if not (spec / "examples").is_dir():
+        raise RuntimeError(f"no spec samples in {spec} (set MITY_COST_SPEC to a copy of shared/spec)")
+    return spec
 
 
 SPEC = _find_spec()

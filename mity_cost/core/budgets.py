@@ -94,7 +94,8 @@ class Budget:
         if self.scope == "overall" and self.target is not None:
             raise BudgetError("an overall budget has no target")
         if self.scope not in ("overall", "session") and not self.target:
-            raise BudgetError(f"a {self.scope} budget needs a target (which {self.scope})")
+            article = "an" if self.scope[0] in "aeiou" else "a"
+            raise BudgetError(f"{article} {self.scope} budget needs a target (which {self.scope})")
         object.__setattr__(self, "amount", float(self.amount))
         object.__setattr__(self, "warning_levels", clean_levels(self.warning_levels))
 

@@ -33,6 +33,7 @@ from mity_cost.core.insights import BudgetLine, Insights, duration_text
 from mity_cost.core.money import CURRENCY_SYMBOLS, format_money
 from mity_cost.core.thresholds import Level, Severity, level_for
 from mity_cost.ui.badge import LEVEL_COLORS
+from mity_cost.ui.notifications import merge_twins
 
 TITLE = "Budgets & forecast"
 ADD_COMMAND = "mity-cost budget add --scope app --target <app> --period month --amount 50"
@@ -485,7 +486,8 @@ class BudgetPanel(QScrollArea):
                 row.setVisible(False)
         self.empty_label.setVisible(insights.budget_count == 0 and not insights.budget_problems)
 
-    def _show_alerts(self, alerts: tuple[Alert, ...]) -> None:
+    def _show_alerts(self, unresolved: tuple[Alert, ...]) -> None:
+        alerts = [alert for alert, _ids in merge_twins(unresolved)]
         while len(self._alert_rows) < len(alerts):
             row = AlertRow()
             self._alert_rows.append(row)

@@ -25,6 +25,7 @@ from mity_cost.ui.budget_panel import (
     month_text,
     range_text,
 )
+from mity_cost.ui.notifications import merge_twins
 from tests.core.breakdown_helpers import BIGGEST
 from tests.core.insights_helpers import NOW, World, book, make_world
 
@@ -112,8 +113,9 @@ def test_burn_month_alerts_and_audit_lines(panel: BudgetPanel, world: World) -> 
     assert format_money(month.spent, "$") in panel.month_label.text()
     assert format_money(month.projected, "$") in panel.month_label.text()
     assert month.confidence_label in panel.month_label.text()
-    assert len(panel.alert_rows) == len(insights.alerts) > 0
-    for row, alert in zip(panel.alert_rows, insights.alerts, strict=True):
+    shown = [alert for alert, _ids in merge_twins(insights.alerts)]
+    assert len(panel.alert_rows) == len(shown) > 0
+    for row, alert in zip(panel.alert_rows, shown, strict=True):
         assert row.message.text() == alert.message
         assert row.icon.pixmap() is not None and not row.icon.pixmap().isNull()
     assert not panel.no_alerts_label.isVisibleTo(panel)
@@ -171,3 +173,12 @@ def test_burn_texts() -> None:
 def test_a_range_is_shown_unless_it_rounds_to_one_figure() -> None:
     assert range_text(1.1, 1.2, 1.4, "USD") == "$1.20 ($1.10–$1.40)"
     assert range_text(1.2, 1.2, 1.2001, "USD") == "$1.20"
+
+
+def test_an_exceeded_budget_absorbs_its_own_100_percent_warning(panel: BudgetPanel, world: World) -> None:
+    insights = insights_of(world)
+    exceeded = next(a for a in insights.alerts if a.kind == "budget_exceeded")
+    twin = replace(exceeded, id=exceeded.id + 1000, kind="budget_warning", level=100, message="twin")
+    panel.set_insights(replace(insights, alerts=(twin, *insights.alerts)))
+    texts = [row.message.text() for row in panel.alert_rows]
+    assert "twin" not in texts and exceeded.message in texts
