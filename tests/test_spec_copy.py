@@ -1,4 +1,4 @@
-"""The spec samples in ``tests/data/spec`` are an exact copy of ``../shared/spec`` (where it exists)."""
+"""The spec and its samples in ``tests/data/spec`` are an exact copy of ``../shared/spec`` (where it exists)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ SHARED = REPO.parent / "shared" / "spec"
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {
+    files = {
         str(path.relative_to(root)): path.read_bytes()
         for part in ("examples", "real-samples")
         for path in sorted((root / part).rglob("*"))
         if path.is_file()
     }
+    files["README.md"] = (root / "README.md").read_bytes()
+    return files
 
 
 def test_the_copy_has_the_samples() -> None:
