@@ -1,4 +1,4 @@
-"""The spec and its samples in ``tests/data/spec`` are an exact copy of ``../shared/spec`` (where it exists)."""
+"""The spec and its samples in ``tests/data/spec`` equal ``../shared/spec`` (where it exists)."""
 
 from __future__ import annotations
 
