@@ -1,8 +1,8 @@
 """PyInstaller entry point for ``mity-cost``."""
 
-from mity_cost.frozen import handle_module_reentry
+from mity_cost.frozen import prepare
 
-handle_module_reentry()
+prepare()
 
 from mity_cost.cli import main  # noqa: E402
 
