@@ -1,4 +1,20 @@
-"""``mity-cost doctor``: explain what around the app is missing or wrong."""
+"""``mity-cost doctor``: explain what around the app is missing or wrong.
+
+It checks the desktop (system tray and notifications, through a short Qt probe that ``--no-probe``
+skips), file watching (``"file watching"`` off Linux, ``"inotify watches"`` on it), each root, the
+socket folder and the versions, then the settings.  Exit 0 when every check is ok, 1 when one needs
+attention.
+
+JSON schema (stable):
+
+- ``doctor --json``: a list, one object per check, in the order they are printed: ``name`` (what was
+  checked: ``"system tray"``, ``"notifications"``, ``"inotify watches"``, ``"root <path>"``,
+  ``"socket folder"``, ``"versions"``, ``"settings"``...), ``status`` (``"ok"``, ``"warn"`` or
+  ``"fail"``), ``detail`` (what was found), ``advice`` (what to do about it; ``""`` when nothing).
+  Each problem with the settings (``MITY_COST_*`` variables, the settings file) is a
+  ``"settings"`` check with status ``"warn"``.  The exit code is 1 exactly when some status is not
+  ``"ok"``.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     checks = doctor.run_checks(roots, probe=probe)
     if args.no_probe:
         checks = [c for c in checks if c.name not in ("system tray", "notifications")]
+    # Settings problems are checks too, so that --json shows why the exit code is 1.
+    checks += [doctor.Check("settings", "warn", problem) for problem in configured.problems]
     if args.json:
         print_json([c.to_json() for c in checks])
     else:
@@ -43,7 +61,5 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(f"[{_MARK[check.status]}] {check.name}: {check.detail}\n")
             if check.advice and check.status != "ok":
                 sys.stdout.write(f"       -> {check.advice}\n")
-        for problem in configured.problems:
-            sys.stdout.write(f"[WARN] settings: {problem}\n")
-    bad = any(c.status != "ok" for c in checks) or bool(configured.problems)
+    bad = any(c.status != "ok" for c in checks)
     return EXIT_DENIED if bad else EXIT_OK

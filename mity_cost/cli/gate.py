@@ -119,10 +119,12 @@ def _budgets(session_id: str, root: Path, extra: float, currency: str, operation
     budget that would be exceeded refuses (exit 1, nobody is asked); a ``require_confirmation`` one
     makes the gate ask the app even under the threshold.  Without budgets it passes.
     """
-    try:
-        from mity_cost.cli.history import budget_gate
-    except ImportError:  # budgets not part of this build
+    from mity_cost.core.paths import budgets_file
+
+    if not budgets_file().exists():  # the common case costs a stat, not the budgets' imports
         return "pass", "no budgets"
+    from mity_cost.cli.history import budget_gate
+
     return budget_gate(session_id, root, extra, currency=currency, operation=operation or None)
 
 

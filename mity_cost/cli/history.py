@@ -2,10 +2,106 @@
 
 Every command that reads the history first takes in the sessions of the roots (``--root``, else the
 roots in the settings, else the current folder) unless ``--no-ingest`` is given, so its figures
-include what the factory wrote since the tray last looked.
+include what the factory wrote since the tray last looked.  Amounts are in the display currency
+(``MITY_COST_CURRENCY``, converted at the settings' rate) except a budget's, which are in the
+budget's own currency, and an export's, which keep each record's currency.  LLM costs are left out
+of the figures when ``MITY_COST_LLM_ENABLED`` is false (an export keeps every record).
 
-:func:`budget_gate` is the hook for ``gate`` and ``check-threshold``.  Module top level: stdlib and
-``cli.common`` only.
+JSON schemas (stable; dates are ``YYYY-MM-DD``, times ISO 8601; ranges are ``{"min", "expected",
+"max"}``; a *totals* object is a range with counts: ``{"min", "expected", "max", "calls",
+"inputTokens", "outputTokens"}``, where ``calls`` counts records, LLM calls and executions alike):
+
+- ``budget add --json``: one object, the budget as stored: ``id`` (``"<scope>:<target>:<period>"``,
+  ``*`` for no target), ``scope`` (``"overall"``, ``"app"``, ``"session"``, ``"agent"``, ``"model"``
+  or ``"provider"``), ``target`` (the app, session id, agent, model or provider; null for an overall
+  budget and for a session budget on every session), ``period`` (``"session"``, ``"day"``,
+  ``"week"`` or ``"month"``), ``amount``, ``currency`` (``"USD"`` or ``"EUR"``), ``enforcement``
+  (``"warn"``, ``"require_confirmation"`` or ``"hard_stop"``), ``warningLevels`` (percentages,
+  ascending), ``replaced`` (true when it replaced a budget with the same id).
+- ``budget list --json``: a list (empty without budgets), one object per budget, and per session
+  for a per-session budget, amounts in the budget's currency: ``budget``, ``key`` (unique: the
+  budget id, plus ``@<session id>`` for a per-session budget), ``subject`` (the session id for a
+  per-session budget, else the target; null when none), ``sessionId`` (the session measured; null for
+  a calendar budget), ``periodKey`` (``"2026-12"``, ``"2026-W49"``, ``"2026-12-02"``, or
+  ``"session:<id>"``), ``start``, ``end`` (the period's first and last day; null per session),
+  ``spent`` (totals), ``fraction`` (expected spending over the amount; null when infinite: spending
+  against an amount of 0), ``remaining`` (the amount minus the expected spending; negative once
+  over), ``level`` (``"ok"`` under 50 %, ``"notice"``, ``"warning"`` from 75 %, ``"critical"`` from
+  90 % up to 100 %, ``"over"``), ``over``, ``reached`` (the warning levels reached, in percent),
+  ``unpricedModels`` (models counted that have no price: the figure cannot be trusted),
+  ``bindingId`` (the ``key`` of the budget, this one or an enclosing one, with the least left),
+  ``notes`` (list of text).
+
+  - ``budget``: ``id``, ``scope``, ``target``, ``period``, ``amount``, ``currency``,
+    ``enforcement``, ``warningLevels`` (as printed by ``budget add --json``).
+- ``alerts --json``: a list, newest first (at most ``--limit``): ``id``, ``kind``
+  (``"budget_warning"``, ``"budget_exceeded"``, ``"forecast_exceeded"`` or
+  ``"task_estimate_high"``), ``severity`` (``"info"``, ``"warning"`` or ``"critical"``), ``subject``
+  (the budget's key, as in the budget list), ``level`` (an integer percent of the budget:
+  the warning level reached, else 100), ``periodKey``, ``message`` (one sentence), ``data``,
+  ``createdAt``, ``resolvedAt`` (null while current), ``resolution`` (null while current, else
+  ``"dismissed"``, ``"period ended"``, ``"below level"``, ``"budget removed"`` or
+  ``"superseded"``).  With ``--resolve ID``: ``{"resolved": ID}`` (exit 1 and nothing on stdout
+  when there is no such current alert).
+
+  - ``data``: the budget when the alert was raised, in its currency: ``budgetId``, ``sessionId``
+    (or null), ``spent``, ``spentMin``, ``spentMax``, ``amount``, ``currency``, ``enforcement``,
+    ``unpricedModels``.  Only for ``"forecast_exceeded"``: ``projected`` (at the period's end);
+    only for ``"task_estimate_high"``: ``estimate``, ``operation`` (or null), ``percent`` (where
+    the estimate would take the budget).
+- ``report --json``: one object: ``period`` (``"day"``, ``"week"`` or ``"month"``), ``by`` (the
+  dimension grouped by: ``"model"``, ``"provider"``, ``"agent"``, ``"station"``, ``"feature"`` or
+  ``"app"``), ``since``, ``until`` (the days covered), ``currency`` (display currency code),
+  ``rows``, ``periodTotals`` (``{period key: totals}``), ``total`` (totals over every row),
+  ``notes`` (list of text: conversions, LLM costs left out).
+
+  - ``rows[]``: one per period and group, newest period first, most spent first: ``period`` (its
+    key: ``"2026-12"``, ``"2026-W49"`` or ``"2026-12-02"``), ``start``, ``end``, ``key`` (the group;
+    ``""`` for records without one, e.g. executions by model), ``label`` (how to show the group), and
+    the totals' ``min``, ``expected``, ``max``, ``calls``, ``inputTokens``, ``outputTokens``.
+- ``compare --json``: one object: ``sessionA``, ``sessionB`` (full session ids), ``by``,
+  ``currency`` (display currency code), ``totalA``, ``totalB`` (totals), ``difference`` (B minus A,
+  expected), ``rows``, ``ledgerA``, ``ledgerB`` (totals of the session's own ledger as last taken in,
+  without tokens; null when the session is not in the history), ``notes`` (list of text).
+
+  - ``rows[]``: one per group, most spent first: ``key``, ``label``, ``a``, ``b`` (totals),
+    ``difference`` (B minus A, expected).
+- ``history ingest --json``: one object: ``added`` (records new to the history), ``records`` (the
+  history's records now), ``roots`` (the roots read), ``problems`` (files skipped, also on stderr).
+- ``history retention --json``: one object: ``retentionDays`` (days of records kept; null: every
+  record), ``deleted`` (records deleted now).
+- ``history info --json``: one object: ``path`` (the database file), ``schemaVersion``, ``records``,
+  ``sessions``, ``firstDay`` (of the oldest record; null when empty), ``retentionDays``.
+- ``history export --format json``: writes to ``--output`` a list of flat records, in the record's
+  own currency, with the CSV's columns: ``uid``, ``kind`` (``"llm"`` or ``"execution"``),
+  ``sessionId``, ``root``, ``app``, ``provider``, ``model`` (the factory's variant, or
+  ``"unknown:<name>"``), ``agent``, ``station``, ``feature``, ``executionType``, ``inputTokens``,
+  ``outputTokens``, ``costMin``, ``costExpected``, ``costMax``, ``currency``, ``timestamp`` (UTC),
+  ``day`` (the day it counts on), ``datedBy`` (``"record"``: its own timestamp, ``"first-seen"``:
+  undated, when it was first taken in, ``"clamped"``: dated in the future, taken as first seen).
+  Missing values are null (empty in CSV).
+- ``forecast --json``: one object: ``currency`` (display currency code), ``month``, ``session``,
+  ``daily``.
+
+  - ``month``: this month's spending and where it is projected to end: ``start``, ``end``,
+    ``today``, ``spent`` (month to date), ``projected`` (at the month's end), ``low``, ``high`` (its
+    90 % range), ``confidence`` (0 to 1), ``confidenceLabel`` (``"low"``, ``"medium"`` from 0.4,
+    ``"high"`` from 0.7), ``basisDays`` (complete days of history used), ``dailyMean``,
+    ``slopePerDay``, ``method`` (``"linear"``, ``"mean"`` or ``"none"``), ``currency``,
+    ``assumptions`` (list of text).
+  - ``session``: ``sessionId`` (``--session``, else the session written last; null when none) and
+    ``burn`` (null when the session is not found).
+  - ``session.burn``: ``perHour`` (spending per hour over the last hour; null when too few records
+    tell, 0 when the session is idle), ``records`` (records in that window), ``windowSeconds``,
+    ``total`` (the session's expected total), ``threshold`` (``MITY_COST_THRESHOLD``, or null),
+    ``secondsToThreshold`` (at this pace; 0 when already over; null without a rate or a threshold,
+    or at a rate of 0), ``projectedAt`` (when it passes the threshold at this pace; null likewise),
+    ``note`` (how the rate was measured).
+  - ``daily[]``: the last ``--days`` days, oldest first, days without records as zeros: ``day`` and
+    the totals' ``min``, ``expected``, ``max``, ``calls``, ``inputTokens``, ``outputTokens``.
+
+Budgets also stop spending: ``gate`` refuses an operation that would exceed a ``hard_stop``
+budget and asks the tray app about one that would exceed a ``require_confirmation`` budget.
 """
 
 from __future__ import annotations
@@ -450,7 +546,10 @@ def _alerts(args: argparse.Namespace) -> int:
             if not alerts.resolve(history, args.resolve):
                 error(f"no unresolved alert {args.resolve}")
                 return EXIT_DENIED
-            sys.stdout.write(f"resolved alert {args.resolve}\n")
+            if args.json:
+                print_json({"resolved": args.resolve})
+            else:
+                sys.stdout.write(f"resolved alert {args.resolve}\n")
             return EXIT_OK
         found = budgets.load_budgets()
         if found.budgets:

@@ -1,6 +1,70 @@
 """``estimate``, ``audit`` and ``prices``: list prices beside the factory's, before and after the calls.
 
-Stdlib only at module level: the price modules (pydantic, genai-prices) load inside the handlers.
+A list price is today's price of a model: your override (the price override file, which wins), else
+genai-prices' bundled data (offline).  The factory's price is what mITyFactory records, from its own
+table (its fallback price for a model it does not know).  A model without a list price is *unpriced*:
+its list-price figures are null, never 0.  Amounts here are in USD, as both price tables are (they
+are not converted to the display currency); per-token prices are USD per 1M tokens.
+
+JSON schemas (stable; ranges are ``{"min", "expected", "max"}``; text that says nothing is ``""``):
+
+- ``estimate --json``: one object, amounts in USD for all the calls together: ``model`` (the name
+  given), ``factoryModel`` (what the factory files it as: its variant, e.g. ``"gpt5mini"``, or
+  ``"unknown:<name>"``, priced at its fallback), ``calls``, ``inputTokens`` (per call),
+  ``outputTokens`` (a range of tokens per call), ``outputGiven`` (false: the output range was
+  assumed from the input), ``min``, ``expected``, ``max`` (at the list price, else at the factory's
+  price: see ``basis``), ``basis`` (``"list price"`` or ``"factory price"``), ``priced``,
+  ``listCost`` (a range; null when unpriced), ``factoryCost`` (a range: what the factory will
+  record), ``source`` (where the list price comes from), ``asOf`` (the price data's date, or null),
+  ``matchedModel`` (the price data's model, or null), ``provider`` (or null), ``note``,
+  ``assumptions`` (list of text), ``suggestions``, ``problems`` (list of text: price data that could
+  not be read, also on stderr).
+
+  - ``suggestions[]``: ways to spend less: ``kind`` (``"cheaper-model"``, ``"other-provider"``,
+    ``"prompt-caching"`` or ``"batching"``), ``text`` (one sentence with the numbers), ``cost`` (the
+    expected cost that way) and ``saving`` (the expected saving), null when not known, ``model`` (the
+    model to use instead, or null), ``assumptions`` (list of text).
+- ``audit --json``: one object: ``tolerancePercent``, ``priceSource`` (the bundled price data, e.g.
+  ``"genai-prices 0.2.3"``, or why it is missing), ``asOf`` (the newest price date in it, or null),
+  ``overrideFile`` (path of your price overrides, or null), ``moneyAtStake`` (USD: the sum of the
+  sessions' ``moneyAtStake``), ``sessions``, ``problems`` (list of text: unreadable files and price
+  data, also on stderr).
+
+  - ``sessions[]``: one per readable session: ``sessionId``, ``path`` (its cost.json), ``currency``
+    (the file's currency code; its figures come from the factory's USD table and are compared as they
+    are), ``tolerancePercent``, ``factoryTotal`` (what the factory recorded for every LLM call),
+    ``factoryPricedTotal`` (the same for the models that have a list price), ``currentPricedTotal``
+    (those calls at the list price; null when no model is priced), ``unpricedCalls``,
+    ``moneyAtStake`` (the sum of the flagged models' differences, absolute), ``flagged`` (keys of the
+    models off by more than the tolerance, most money at stake first), ``unpriced`` (keys of the
+    unpriced models), ``models``, ``notes`` (list of text).
+  - ``sessions[].models[]``: one per model of the session, most recorded cost first: ``model`` (its
+    key: the factory's variant, or ``"unknown:<name>"``), ``label`` (how to show it), ``name`` (the
+    model's real name), ``calls``, ``inputTokens``, ``outputTokens``, ``factoryCost`` (recorded),
+    ``currentCost`` (at the list price; null when unpriced), ``difference`` (``currentCost`` minus
+    ``factoryCost``: positive when the factory records less; null when unpriced),
+    ``differencePercent`` (of ``factoryCost``; null when unpriced or nothing was recorded),
+    ``priced``, ``source``, ``asOf``, ``matchedModel``, ``provider``, ``note`` (as for
+    ``estimate --json``), ``flagged``, ``moneyAtStake`` (the difference, absolute; null when unpriced),
+    ``direction`` (``"over"``: the factory records more than the list price, ``"under"``: less,
+    ``"match"``, or null when unpriced), ``offTableRecords`` (records whose cost is not what the
+    factory's own table gives), ``reasons`` (list of text: why it differs).
+- ``prices --json``: one object: ``overrideFile`` (path of your price overrides) and ``models``.
+
+  - ``models[]``: one per model the factory knows (or the one ``--model`` names), prices in USD per
+    1M tokens: ``model`` (the name), ``name`` (the real model name of a factory variant),
+    ``factoryModel`` (what the factory files it as: its variant, or ``"unknown:<name>"``),
+    ``factoryInputPerMtok``, ``factoryOutputPerMtok`` (the factory's table), ``factoryFallback``
+    (true: the factory does not know the model and records its fallback price), ``listInputPerMtok``,
+    ``listOutputPerMtok`` (the list price; null when unpriced), ``cacheReadPerMtok``,
+    ``batchInputPerMtok``, ``batchOutputPerMtok``, ``tierNote`` (null when the price data has none),
+    ``priced``, ``matchedModel`` (the price data's model, or null), ``source``, ``asOf`` (or null),
+    ``note``.
+
+On an error (bad usage, no such session) nothing is printed on stdout: the message goes to stderr
+and the exit code is 2.  ``audit`` exits 0 whatever it finds.
+
+The price data is loaded only by the commands that use it, so it costs the others nothing.
 """
 
 from __future__ import annotations

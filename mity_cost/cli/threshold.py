@@ -4,12 +4,15 @@ Fast path: only the standard library and stdlib-only core modules are imported (
 
 - 0: the session's expected total (display currency, LLM costs left out when disabled) is not over
   the threshold, or not over what a ``continue`` in ``cost.decision.json`` approved;
-- 1: it is over, or the user paused the session;
+- 1: it is over, or the user paused the session, or a budget stops it (an exceeded ``hard_stop``
+  budget, or a ``require_confirmation`` one: ask with ``gate``);
 - 2: bad usage, no such session, or a file that cannot be trusted (fail closed).
 
 ``--json`` prints one object: ``sessionId``, ``path``, ``status`` (``ok``/``over``/``paused``),
 ``within``, ``totalExpected``, ``totalMin``, ``totalMax``, ``extra`` (0), ``threshold``, ``limit``,
-``decision``, ``approvedUpTo``, ``decidedAt``, ``currency`` (display currency code), ``notes``.
+``decision``, ``approvedUpTo``, ``decidedAt``, ``currency`` (display currency code), ``notes``,
+``budget`` (null, or ``{"action", "reason"}`` when a budget has a say: action ``"pass"`` with a
+warning, ``"ask"`` or ``"refuse"``; ``status`` is then ``"budget"`` unless the budget passes).
 On bad input it prints ``{"sessionId", "status": "error", "error"}`` instead.
 """
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from mity_cost.cli.common import EXIT_DENIED, EXIT_OK, EXIT_USAGE, add_json, add_roots, error, print_json
@@ -28,8 +32,10 @@ def register(sub: Any) -> None:
         "check-threshold",
         help="exit 0 under the threshold (or what was approved), 1 over it or paused",
         description="Compare a session's expected total with MITY_COST_THRESHOLD (display currency) and "
-        "with what the user approved in cost.decision.json. Exit 0 when it may go on, 1 when it is over "
-        "the threshold or paused, 2 on bad input (a file that cannot be trusted never lets it go on).",
+        "with what the user approved in cost.decision.json, and with the budgets. Exit 0 when it may go "
+        "on, 1 when it is over the threshold, paused, or stopped by a budget (hard_stop, or "
+        "require_confirmation: ask with gate), 2 on bad input (a file that cannot be trusted never lets "
+        "it go on).",
     )
     parser.add_argument("--session", required=True, metavar="ID", help="the session id (its folder name)")
     add_roots(parser)
@@ -55,8 +61,34 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for note in result.notes:
         error(note)
+    action, reason = ("pass", "") if not result.within else _budgets(args.session, result.session.path)
     if args.json:
-        print_json(result.to_json())
+        payload = result.to_json()
+        if action != "pass":
+            payload.update(status="budget", within=False)
+        print_json({**payload, "budget": {"action": action, "reason": reason} if reason else None})
     else:
-        sys.stdout.write(result.describe(settings.symbol) + "\n")
-    return EXIT_OK if result.within else EXIT_DENIED
+        line = result.describe(settings.symbol)
+        if action != "pass":
+            line += (
+                f"; but {reason}" if action == "refuse" else f"; but a budget needs a confirmation: {reason}"
+            )
+        sys.stdout.write(line + "\n")
+    return EXIT_OK if result.within and action == "pass" else EXIT_DENIED
+
+
+def _budgets(session_id: str, path: Path | None) -> tuple[str, str]:
+    """What the user's budgets say about going on: ``("pass" | "ask" | "refuse", reason)``.
+
+    Nobody is asked here: a ``hard_stop`` budget that is exceeded refuses, and a
+    ``require_confirmation`` one (or one that cannot be judged) also stops the caller, which may
+    then ask with ``gate``.  Without a budgets file this costs one ``stat``.
+    """
+    from mity_cost.core.paths import budgets_file
+
+    if not budgets_file().exists():
+        return "pass", ""
+    from mity_cost.cli.history import budget_gate
+
+    root = path.parent.parent.parent.parent if path is not None else None  # <root>/.mity/chat/<id>/cost.json
+    return budget_gate(session_id, root)

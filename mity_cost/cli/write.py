@@ -1,10 +1,42 @@
 """``record-llm``, ``record-execution``, ``update-infra``, ``save-feature``: write as the factory would.
 
-The work is ``core/writing.py``'s (stdlib only, locked, atomic, keeps every key it does not touch);
-this module turns arguments into calls and ``WriteError`` into exit code 2 with its message.
-Each command takes one ``--root`` (default the current folder).  Without ``--json`` it prints one
-line; with ``--json`` it prints what was written: the LLM record, the execution, the new
-``infraCost`` estimate, or ``{"path": ...}`` plus the feature document for ``save-feature``.
+Each command writes under one ``--root`` (default the current folder), with the factory's model
+detection, prices, presets and templates.  A write is locked against other writers and atomic (a
+reader never sees half a file), and keeps every key of the file it does not touch.  Without
+``--json`` a command prints one line.
+
+JSON schemas (stable; ranges are ``{"min", "expected", "max"}``; what is printed is what was written,
+in the factory's own format):
+
+- ``record-llm --json``: one object, the record appended to the session's ``"llmUsage"``: ``id`` (a new
+  UUID), ``model`` (the factory's variant, e.g. ``"gpt5mini"``, or ``{"unknown": "<name given>"}``
+  when the factory does not know it), ``inputTokens``, ``outputTokens``, ``cost`` (USD, at the
+  factory's table price), ``timestamp`` (RFC 3339, UTC).  Only when given: ``agent``, ``station``,
+  ``feature``.
+- ``record-execution --json``: one object, the execution appended to ``"executionCosts"``:
+  ``executionType`` (``"container-build"``, ``"test-run"``, ``"security-scan"`` or
+  ``"iac-validation"``), ``cpuMinutes``, ``memoryGbMinutes``, ``cost``, ``isLocal`` (false with
+  ``--cloud``).
+
+  - ``cost``: a range in USD with a note: ``min``, ``expected``, ``max``, ``notes``.
+- ``update-infra --json``: one object, the session's new ``"infraCost"``: a monthly cost estimate in
+  USD: ``currency``, ``scope``, ``confidence`` (0 to 1), ``breakdown``, ``total`` (a range: the sum
+  of the five categories), ``assumptions`` (list of text), ``updatedAt``, ``isMonthly`` (true).
+
+  - ``breakdown``: one range per category, with ``"unit"`` and ``"notes"`` text where the template
+    gives them: ``llm``, ``compute``, ``storage``, ``network``, ``misc``.
+- ``save-feature --json``: one object: ``path`` (the file written,
+  ``workspaces/<app>/.mity/cost/features/<slug>.json``) and ``feature`` (its content).
+
+  - ``feature``: ``featureId``, ``featureName``, ``oneTimeCost``, ``monthlyImpact``,
+    ``calculatedAt``.
+  - ``feature.oneTimeCost``, ``feature.monthlyImpact``: cost estimates in ``--currency``:
+    ``currency``, ``scope`` (``"feature"``), ``confidence``, ``breakdown`` (a range per category, as
+    above; zero when not given), ``total``, ``assumptions``, ``updatedAt``, ``isMonthly`` (false for
+    the one-time cost, true for the monthly impact).
+
+On an error (a bad argument, a session file that cannot be trusted) nothing is written and nothing is
+printed on stdout: the message goes to stderr and the exit code is 2.
 """
 
 from __future__ import annotations

@@ -53,7 +53,6 @@ Action = Literal["pass", "ask", "refuse"]
 SCOPES: tuple[str, ...] = ("overall", "app", "session", "agent", "model", "provider")
 PERIODS: tuple[str, ...] = ("session", "day", "week", "month")
 ENFORCEMENTS: tuple[str, ...] = ("warn", "require_confirmation", "hard_stop")
-BUDGETS_FILE = "budgets.json"
 FILE_VERSION = 1
 APPROVAL_STEP = 0.10
 """An approved ask covers the spending asked for plus this fraction of the budget; then it asks again."""
@@ -167,7 +166,7 @@ class BudgetFile:
 
 def budgets_path() -> Path:
     """``config_dir()/budgets.json``."""
-    return paths.config_dir() / BUDGETS_FILE
+    return paths.budgets_file()
 
 
 def load_budgets(path: Path | None = None) -> BudgetFile:

@@ -70,6 +70,11 @@ def settings_file() -> Path:
     return config_dir() / "settings.json"
 
 
+def budgets_file() -> Path:
+    """The user's budgets (JSON); a stat of it is all a hot command spends when there are none."""
+    return config_dir() / "budgets.json"
+
+
 def price_override_file() -> Path:
     """The user's price overrides (JSON), which win over every other price."""
     return config_dir() / "prices.json"

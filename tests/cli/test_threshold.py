@@ -161,3 +161,33 @@ def test_bad_usage_is_exit_2(example_root: Path) -> None:
         check=False,
     )
     assert done.returncode == 2 and "--session" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("enforcement", "code", "status"),
+    [("hard_stop", 1, "budget"), ("require_confirmation", 1, "budget"), ("warn", 0, "ok")],
+)
+def test_an_exceeded_budget_stops_it_unless_it_only_warns(
+    example_root: Path, enforcement: str, code: int, status: str
+) -> None:
+    from mity_cost.core.budgets import Budget, save_budgets
+
+    save_budgets((Budget("session", None, "session", 0.25, enforcement=enforcement),))  # type: ignore[arg-type]
+    done = check(example_root, "--json")
+    assert done.returncode == code, done.stderr
+    data = json.loads(done.stdout)
+    assert data["status"] == status and data["within"] is (code == 0)
+    assert data["totalExpected"] == SMALL_TOTAL  # under the $1.00 threshold: the budget decides
+    assert data["budget"]["action"] == {"hard_stop": "refuse", "require_confirmation": "ask"}.get(
+        enforcement, "pass"
+    )
+    assert data["budget"]["reason"]
+
+
+def test_a_budget_within_its_amount_lets_it_go_on(example_root: Path) -> None:
+    from mity_cost.core.budgets import Budget, save_budgets
+
+    save_budgets((Budget("session", None, "session", 5.0, enforcement="hard_stop"),))
+    done = check(example_root)
+    assert done.returncode == 0, done.stderr
+    assert "within" in done.stdout and "budget" not in done.stdout
