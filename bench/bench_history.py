@@ -30,21 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from mity_cost.core import budgets, forecast, reports
+from mity_cost.core.factory import FACTORY_PRICES
 from mity_cost.core.history import AppResolver, History, RecordRow, provider_of
 from mity_cost.core.settings import Settings
 
 MODELS = [
-    "gpt52",
-    "gpt52pro",
-    "gpt5mini",
-    "gpt5nano",
-    "gpt41",
-    "gpt41mini",
-    "gpt41nano",
-    "claudeopus45",
-    "claudeopus41",
-    "claudesonnet45",
-    "claudesonnet4",
+    *(variant for variant in FACTORY_PRICES if variant != "unknown"),
     "unknown:gpt-4o",
     "unknown:llama-3-70b",
 ]

@@ -405,29 +405,15 @@ def _budget_add(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_VARIANTS = (
-    "gpt52",
-    "gpt52pro",
-    "gpt5mini",
-    "gpt5nano",
-    "gpt41",
-    "gpt41mini",
-    "gpt41nano",
-    "claudeopus45",
-    "claudeopus41",
-    "claudesonnet45",
-    "claudesonnet4",
-)
-
-
 def _model_target(name: str) -> str:
     """A model budget's target as the history keys it: a factory variant as given, ``tag:name`` as
     given, anything else the way the factory would file it (``claude-opus-4.5`` -> ``claudeopus45``,
     ``gpt-4o`` -> ``unknown:gpt-4o``)."""
-    if name in _VARIANTS or ":" in name:
-        return name
-    from mity_cost.core.factory import detect_model
+    from mity_cost.core.factory import FACTORY_PRICES, detect_model
     from mity_cost.core.history import model_text
+
+    if (name in FACTORY_PRICES and name != "unknown") or ":" in name:
+        return name
 
     return model_text(detect_model(name)) or name
 
