@@ -230,9 +230,9 @@ def _open(args: argparse.Namespace, settings: Settings) -> History:
 
 
 def _money(amount: float, currency: str) -> str:
-    from mity_cost.core.money import CURRENCY_SYMBOLS, format_money
+    from mity_cost.core.money import money_in
 
-    return format_money(amount, CURRENCY_SYMBOLS.get(currency, ""))
+    return money_in(amount, currency)
 
 
 def _range(totals: Any, currency: str) -> str:

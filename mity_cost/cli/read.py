@@ -51,6 +51,7 @@ from mity_cost.cli.common import (
     print_table,
     roots_of,
 )
+from mity_cost.core.money import format_precise as money
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -260,18 +261,6 @@ def _exit(problems: _Problems) -> int:
 # --------------------------------------------------------------------------------------------
 # Formatting
 # --------------------------------------------------------------------------------------------
-
-
-def money(amount: float, symbol: str) -> str:
-    """``$0.42``; under a cent four decimals (``$0.0057``), under that ``<$0.0001``: never a false zero."""
-    size = abs(amount)
-    if size < 5e-10:  # float noise around zero
-        return f"{symbol}0.00"
-    if size >= 0.01:
-        return f"{symbol}{amount:.2f}"
-    if size >= 0.0001:
-        return f"{symbol}{amount:.4f}"
-    return f"{'-' if amount < 0 else ''}<{symbol}0.0001"
 
 
 def _signed(amount: float, symbol: str) -> str:

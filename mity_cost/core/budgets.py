@@ -695,9 +695,9 @@ class Verdict:
 
 
 def _money(amount: float, currency: str) -> str:
-    from mity_cost.core.money import CURRENCY_SYMBOLS, format_money
+    from mity_cost.core.money import money_in
 
-    return format_money(amount, CURRENCY_SYMBOLS.get(currency, ""))
+    return money_in(amount, currency)
 
 
 def gate_verdict(

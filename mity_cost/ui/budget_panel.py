@@ -30,7 +30,7 @@ from mity_cost.core.audit import SessionAudit
 from mity_cost.core.budgets import BudgetStatus
 from mity_cost.core.forecast import BurnRate, Projection
 from mity_cost.core.insights import BudgetLine, Insights, duration_text
-from mity_cost.core.money import CURRENCY_SYMBOLS, format_money
+from mity_cost.core.money import money_in
 from mity_cost.core.thresholds import Level, Severity, level_for
 from mity_cost.ui.badge import LEVEL_COLORS
 from mity_cost.ui.notifications import merge_twins
@@ -56,10 +56,8 @@ _MUTED = "color: palette(dark);"
 _WARN = "color: #8a5300;"
 
 
-def money(amount: float, currency: str) -> str:
-    """``$1.23`` in the currency's symbol (negative amounts with a minus)."""
-    symbol = CURRENCY_SYMBOLS.get(currency, "")
-    return format_money(amount, symbol) if amount >= 0 else "-" + format_money(-amount, symbol)
+money = money_in
+"""``$1.23`` in the currency's symbol, never a false zero (``$0.0042``), negative with a minus."""
 
 
 def range_text(low: float, expected: float, high: float, currency: str) -> str:
@@ -162,7 +160,7 @@ def audit_text(audit: SessionAudit | None) -> tuple[str, bool]:
         models = "model" if len(flagged) == 1 else "models"
         parts.append(
             f"the factory's table differs from list prices by >{percent} on {len(flagged)} {models}: "
-            f"{format_money(audit.money_at_stake, '$')} at stake"
+            f"{money(audit.money_at_stake, 'USD')} at stake"
         )
     unpriced = audit.unpriced
     if unpriced:
@@ -184,11 +182,11 @@ def audit_tooltip(audit: SessionAudit | None) -> str:
     for line in (*audit.flagged, *audit.unpriced):
         price = line.price
         if price.current_cost is None:
-            head = f"{price.label}: recorded {format_money(price.factory_cost, '$')}, no list price"
+            head = f"{price.label}: recorded {money(price.factory_cost, 'USD')}, no list price"
         else:
             head = (
-                f"{price.label}: recorded {format_money(price.factory_cost, '$')}, "
-                f"list price {format_money(price.current_cost, '$')}"
+                f"{price.label}: recorded {money(price.factory_cost, 'USD')}, "
+                f"list price {money(price.current_cost, 'USD')}"
             )
         out.append(head + "".join(f"\n  · {reason}" for reason in line.reasons))
     return "\n".join(out + list(audit.notes))
