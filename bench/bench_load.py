@@ -11,6 +11,11 @@ Goal (issue 2, point 9): at most 0.5x the baseline while still checking every re
 
 Both run in this process on the same bytes (already in memory), alternately, ``--repeats`` times;
 the medians and their ratio are printed.  ``--profile`` adds a cProfile of one candidate run.
+``--breakdown`` also times the parts, each against the same baseline (round-robin): stdlib
+``json.loads`` alone, pydantic-core's bare JSON parser (``from_json``: no checks at all), the checked
+parse (``SESSION_ADAPTER.validate_json``) with the cycle collector on and paused (``parse_session``
+pauses it for large files), and the Python passes (``check_consistency``, ``summarize``,
+``group_records``): where the floor of the candidate is.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from mity_cost.core.documents import SESSION_ADAPTER
 from mity_cost.core.factory import FACTORY_PRICES, new_session, rfc3339
-from mity_cost.core.loading import LoadedSession, parse_session
+from mity_cost.core.loading import LoadedSession, check_consistency, parse_session
 from mity_cost.core.settings import Settings
 from mity_cost.core.summary import group_records, summarize
 
@@ -109,11 +115,54 @@ def baseline(data: bytes) -> float:
     return total
 
 
-def _time(func: Callable[[bytes], float], data: bytes) -> float:
+def _time(func: Callable[[bytes], Any], data: bytes) -> float:
     gc.collect()
     start = time.perf_counter()
     func(data)
     return time.perf_counter() - start
+
+
+def _gc_off(func: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def run(data: bytes) -> Any:
+        gc.disable()
+        try:
+            return func(data)
+        finally:
+            gc.enable()
+
+    return run
+
+
+def breakdown(data: bytes, repeats: int) -> list[dict[str, Any]]:
+    """The parts of the candidate (and what no checks at all would cost), each against the baseline."""
+    import pydantic_core
+
+    loaded = parse_session(data)
+    assert isinstance(loaded, LoadedSession)
+    settings = Settings()
+    parts: dict[str, Callable[[bytes], Any]] = {
+        "baseline: json.loads + loop": baseline,
+        "json.loads alone": json.loads,
+        "pydantic_core.from_json (no checks)": pydantic_core.from_json,
+        "from_json, keys cached only, GC paused": _gc_off(
+            lambda d: pydantic_core.from_json(d, cache_strings="keys")
+        ),
+        "validate_json (every check), GC on": SESSION_ADAPTER.validate_json,
+        "validate_json (every check), GC paused": _gc_off(SESSION_ADAPTER.validate_json),
+        "check_consistency (fsum, repeated ids)": lambda _: check_consistency(loaded.doc),
+        "summarize": lambda _: summarize(loaded, settings),
+        "group_records by model": lambda _: group_records(loaded.doc["llmUsage"], "model"),
+        "candidate (all of it)": candidate,
+    }
+    samples: dict[str, list[float]] = {name: [] for name in parts}
+    for _ in range(repeats):
+        for name, func in parts.items():
+            samples[name].append(_time(func, data))
+    base = statistics.median(samples["baseline: json.loads + loop"])
+    return [
+        {"part": name, "median_ms": statistics.median(times) * 1000, "ratio": statistics.median(times) / base}
+        for name, times in samples.items()
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=100_000, help="LLM records in the session (100000)")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs of each (7)")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of one candidate run")
+    parser.add_argument("--breakdown", action="store_true", help="also time the parts against the baseline")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
 
@@ -145,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         "goal": GOAL,
         "ok": ratio <= GOAL,
     }
+    if args.breakdown:
+        figures["breakdown"] = breakdown(data, args.repeats)
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
@@ -154,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             f"  json.loads + loop summing cost:    {figures['baseline_ms']:8.1f} ms\n"
             f"  ratio {ratio:.2f}x (goal <= {GOAL}x): {'met' if figures['ok'] else 'MISSED'}"
         )
+        for part in figures.get("breakdown", []):
+            print(f"    {part['part']:<42} {part['median_ms']:8.1f} ms  {part['ratio']:5.2f}x")
     if args.profile:
         import cProfile
         import pstats

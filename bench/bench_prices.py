@@ -1,7 +1,7 @@
 """Pricing a large session: aggregate per model (``PriceBook.price_groups``) against one call per record.
 
 Builds a synthetic session of ``--records`` LLM records over every factory model plus two unknown
-names, then times (best of ``--repeat``):
+names, then times (best and median of ``--repeat``):
 
 - genai-prices' import (in a fresh interpreter, so it is not already loaded),
 - ``price_groups`` (tokens summed per model and price tier, one genai-prices call each),
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 import subprocess
 import sys
 import time
@@ -49,13 +50,19 @@ def _records(count: int, seed: int = 7) -> list[dict[str, Any]]:
     return records
 
 
-def _best(repeat: int, func: Any) -> tuple[float, Any]:
-    best, result = float("inf"), None
+_MEDIANS: dict[str, float] = {}
+
+
+def _best(repeat: int, func: Any, name: str = "") -> tuple[float, Any]:
+    """The best time of ``repeat`` runs (its median is kept in ``_MEDIANS[name]``) and the result."""
+    times, result = [], None
     for _ in range(repeat):
         started = time.perf_counter()
         result = func()
-        best = min(best, time.perf_counter() - started)
-    return best, result
+        times.append(time.perf_counter() - started)
+    if name:
+        _MEDIANS[name] = statistics.median(times)
+    return min(times), result
 
 
 def _import_seconds() -> float:
@@ -76,15 +83,15 @@ def main() -> int:
     records = _records(args.records)
     book = PriceBook.load()
     catalog()  # load genai-prices before timing
-    aggregate, groups = _best(args.repeat, lambda: book.price_groups(records))
+    aggregate, groups = _best(args.repeat, lambda: book.price_groups(records), "priceGroups")
     sample = records[: min(args.sample, len(records))]
 
     def per_record() -> float:
         return sum(book.quote(r["model"], r["inputTokens"], r["outputTokens"]).price or 0.0 for r in sample)
 
-    per_sample, sample_total = _best(args.repeat, per_record)
+    per_sample, sample_total = _best(args.repeat, per_record, "perRecordSample")
     per_call = per_sample / len(sample)
-    audit, _lines = _best(args.repeat, lambda: audit_records(records, book))
+    audit, _lines = _best(args.repeat, lambda: audit_records(records, book), "audit")
     sample_groups = book.price_groups(sample)
     aggregate_sample_total = sum(g.current_cost or 0.0 for g in sample_groups)
     result = {
@@ -95,6 +102,13 @@ def main() -> int:
         "perRecordSecondsScaled": per_call * len(records),
         "speedup": per_call * len(records) / aggregate,
         "auditSeconds": audit,
+        "priceGroupsMedianSeconds": _MEDIANS["priceGroups"],
+        "perRecordMedianMicroseconds": _MEDIANS["perRecordSample"] / len(sample) * 1e6,
+        "speedupOfMedians": _MEDIANS["perRecordSample"]
+        / len(sample)
+        * len(records)
+        / _MEDIANS["priceGroups"],
+        "auditMedianSeconds": _MEDIANS["audit"],
         "groups": len(groups),
         "sampleTotalsAgree": abs(aggregate_sample_total - sample_total) <= 1e-9 * max(1.0, sample_total),
     }
@@ -103,11 +117,15 @@ def main() -> int:
     else:
         print(f"records: {len(records):,} over {len(groups)} models")
         print(f"genai-prices import (fresh interpreter): {imports * 1000:.0f} ms")
-        print(f"price_groups (aggregate):                {aggregate * 1000:.1f} ms")
-        print(f"per-record quote:                        {per_call * 1e6:.0f} us a record")
+        median_groups, median_audit = _MEDIANS["priceGroups"] * 1000, _MEDIANS["audit"] * 1000
+        print(
+            f"price_groups (aggregate):                {aggregate * 1000:.1f} ms (median {median_groups:.1f})"
+        )
+        median_call = result["perRecordMedianMicroseconds"]
+        print(f"per-record quote:                        {per_call * 1e6:.0f} us (median {median_call:.0f})")
         print(f"  -> {len(records):,} records one by one:   {per_call * len(records):.1f} s (scaled)")
         print(f"aggregate speed-up:                      {result['speedup']:.0f}x")
-        print(f"audit_records (groups + table check):    {audit * 1000:.1f} ms")
+        print(f"audit_records (groups + table check):    {audit * 1000:.1f} ms (median {median_audit:.1f})")
         print(f"aggregate total == per-record sum (sample): {result['sampleTotalsAgree']}")
     return 0 if result["sampleTotalsAgree"] else 1
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from typing import Any
 
@@ -72,4 +71,6 @@ def run(args: argparse.Namespace) -> int:
             stream.flush()
     if os.name == "posix":
         os.execv(argv[0], argv)  # does not return
+    import subprocess  # pragma: no cover - Windows (imported here: --help registers this module)
+
     return subprocess.call(argv)  # pragma: no cover - Windows

@@ -7,7 +7,6 @@ platformdirs locations are used.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 APP_NAME = "mity-cost"
@@ -61,6 +60,8 @@ def runtime_dir() -> Path:
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg and Path(xdg).is_dir():
         return Path(xdg) / APP_NAME
+    import tempfile  # only here: a hot command that never needs it does not pay for it
+
     uid = os.getuid() if hasattr(os, "getuid") else 0
     return Path(tempfile.gettempdir()) / f"{APP_NAME}-{uid}"
 

@@ -435,3 +435,63 @@ def test_any_value_in_the_ledger_total_is_checked(key: str, value: Any) -> None:
     except ValueError:
         return
     _assert_sound(parse_session(data))
+
+
+# ------------------------------------------------------------------ large documents
+
+
+def _big_session(records: int) -> bytes:
+    doc = _raw(RICH)
+    template = doc["llmUsage"][0]
+    usage = [{**template, "id": f"big-{n}", "cost": 0.001} for n in range(records)]
+    doc["llmUsage"] = usage
+    total = math.fsum(r["cost"] for r in usage)
+    doc["sessionCost"]["breakdown"]["llm"] = {"min": total, "expected": total, "max": total}
+    return _bytes(doc)
+
+
+def test_the_collector_is_paused_for_a_large_document_and_switched_back_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gc
+
+    from mity_cost.core import loading
+
+    data = _big_session(6000)
+    assert len(data) > loading._GC_PAUSE_BYTES
+    seen: list[bool] = []
+    validate = loading.SESSION_ADAPTER.validate_json
+
+    def spy(body: bytes) -> Any:
+        seen.append(gc.isenabled())
+        return validate(body)
+
+    monkeypatch.setattr(loading, "SESSION_ADAPTER", type("A", (), {"validate_json": staticmethod(spy)}))
+    assert gc.isenabled()
+    result = parse_session(data)
+    assert isinstance(result, LoadedSession) and result.consistency.consistent
+    assert seen == [False] and gc.isenabled()
+    broken = json.loads(data)
+    broken["llmUsage"][5000]["cost"] = -1
+    bad = parse_session(_bytes(broken))
+    assert isinstance(bad, LoadError) and bad.location == "llmUsage.5000.cost"
+    assert gc.isenabled()
+    parse_session(SMALL.read_bytes())
+    assert seen[-1] is True  # small files: left alone
+    gc.disable()
+    try:
+        parse_session(data)
+        assert not gc.isenabled()  # a caller that turned it off keeps it off
+    finally:
+        gc.enable()
+
+
+def test_a_large_document_with_a_repeated_id_and_a_wrong_ledger() -> None:
+    doc = json.loads(_big_session(4000))
+    doc["llmUsage"][3999]["id"] = "big-7"
+    doc["sessionCost"]["breakdown"]["llm"] = {"min": 1.0, "expected": 1.0, "max": 1.0}
+    result = parse_session(_bytes(doc))
+    assert isinstance(result, LoadedSession)
+    assert result.consistency.duplicate_ids == ("big-7",)
+    assert result.consistency.records_llm == pytest.approx(4.0)
+    assert not result.consistency.consistent

@@ -399,3 +399,21 @@ def test_summary_equals_a_plain_recomputation(
         by_model[model_key(record["model"])] += record["cost"]
     groups = {g.key: g.cost for g in group_records(session.doc["llmUsage"], "model")}
     assert groups == pytest.approx(dict(by_model))
+
+
+def test_groups_by_model_match_model_key_and_label() -> None:
+    records: list[Any] = [
+        {"id": "a", "model": "gpt5mini", "inputTokens": 1, "outputTokens": 2, "cost": 0.5},
+        {"id": "b", "model": {"unknown": "gpt-4o"}, "inputTokens": 3, "outputTokens": 4, "cost": 0.25},
+        {"id": "c", "model": "gpt5mini", "inputTokens": 5, "outputTokens": 6, "cost": 0.5},
+        {"id": "d", "model": {"unknown": "gpt-4o"}, "inputTokens": 7, "outputTokens": 8, "cost": 2.0},
+        {"id": "e", "model": {}, "inputTokens": 0, "outputTokens": 0, "cost": 0.0},
+        {"id": "f", "model": "not-a-factory-name", "inputTokens": 1, "outputTokens": 1, "cost": 1.0},
+    ]
+    groups = group_records(records, "model")
+    assert [(g.key, g.label, g.calls, g.input_tokens, g.output_tokens, g.cost) for g in groups] == [
+        ("unknown:gpt-4o", "gpt-4o", 2, 10, 12, 2.25),
+        ("gpt5mini", "gpt5mini", 2, 6, 8, 1.0),
+        ("not-a-factory-name", "not-a-factory-name", 1, 1, 1, 1.0),
+        ("unknown:", "unknown", 1, 0, 0, 0.0),
+    ]
