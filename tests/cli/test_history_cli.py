@@ -5,9 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -15,18 +12,8 @@ from typing import Any
 from mity_cost.cli.history import budget_approved, budget_gate
 from mity_cost.core.budgets import default_pricer, period_window
 from mity_cost.core.history import History, model_text
+from tests.cli.cli_helpers import run_cli as run
 from tests.core.history_helpers import session_docs
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mity_cost", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(os.environ),
-        check=False,
-    )
 
 
 def run_json(*args: str) -> Any:

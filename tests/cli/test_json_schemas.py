@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,7 @@ from mity_cost.cli import doctor as doctor_cli
 from mity_cost.cli import history as history_cli
 from mity_cost.cli import pricing as pricing_cli
 from mity_cost.cli import write as write_cli
+from tests.cli.cli_helpers import run_cli as run
 from tests.core.history_helpers import session_docs
 
 pytestmark = pytest.mark.slow
@@ -144,17 +142,6 @@ def check_ranges(data: Any, *paths: str, keys: frozenset[str] = RANGE) -> None:
 
 
 # --------------------------------------------------------------------------- running the commands
-
-
-def run(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mity_cost", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
 
 
 def run_json(*args: str) -> Any:

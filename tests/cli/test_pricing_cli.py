@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,21 +14,11 @@ from mity_cost.core.documents import KNOWN_MODELS
 from mity_cost.core.estimate import estimate
 from mity_cost.core.layout import session_files
 from mity_cost.core.prices import PriceBook
+from tests.cli.cli_helpers import run_cli as run
 
 pytestmark = pytest.mark.slow
 
 UNKNOWN = "no-such-model-xyz-123"
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mity_cost", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ),
-        check=False,
-    )
 
 
 def test_estimate_json_matches_the_core_estimate() -> None:

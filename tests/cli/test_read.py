@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.cli.cli_helpers import run_cli as run
 from tests.conftest import EXAMPLES
 
 EXPECTED = {
@@ -29,17 +29,6 @@ SUMMARY_KEYS = {
     "totalExpected", "totalMin", "totalMax", "llmCost", "computeCost", "monthlyInfra", "currency", "llmCalls",
     "totalTokens", "exceedsThreshold", "threshold", "summary", "llmIncluded", "sessionId", "root",
 }  # fmt: skip
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mity_cost", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
 
 
 def run_json(*args: str, env: dict[str, str] | None = None, code: int = 0) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,20 +13,9 @@ import pytest
 
 from mity_cost.core import factory
 from mity_cost.core.loading import LoadedFeature, LoadedSession, load_feature, load_session
+from tests.cli.cli_helpers import run_cli as run
 
 SMALL = "c2d4f6a8-1b3d-4f5e-8a7c-9e0b2d4f6a81"
-
-
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mity_cost", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ),
-        cwd=cwd,
-        check=False,
-    )
 
 
 def _session(root: Path, session_id: str) -> LoadedSession:
