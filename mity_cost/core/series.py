@@ -10,10 +10,13 @@ even sample of the others.
 
 from __future__ import annotations
 
+import functools
+import operator
 import threading
-from collections import OrderedDict
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -57,19 +60,38 @@ def _codes(values: list[str]) -> tuple[IntArray, tuple[str, ...]]:
     return np.array(codes, dtype=np.int64), tuple(index)
 
 
+_CHUNK = 16_384
+"""Records read per C-level pass: each pass holds the interpreter for a few milliseconds only."""
+
+
+def _column(
+    records: Sequence[LlmUsageRecord], read: Callable[[LlmUsageRecord], Any], dtype: type[Any]
+) -> npt.NDArray[Any]:
+    """One field of every record as an array, read ``_CHUNK`` records at a time."""
+    parts = [
+        np.fromiter(map(read, records[start : start + _CHUNK]), dtype=dtype)
+        for start in range(0, len(records), _CHUNK)
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+
+def _timestamp(record: LlmUsageRecord) -> float:
+    return record["timestamp"].timestamp()
+
+
 def _build_columns(records: Sequence[LlmUsageRecord]) -> CallColumns:
     n = len(records)
-    raw_models = [r["model"] for r in records]
+    raw_models = list(map(operator.itemgetter("model"), records))
     keys = [m if m.__class__ is str else model_key(m) for m in raw_models]
     model_codes, model_keys = _codes(keys)
     first = dict(zip(keys, raw_models, strict=True)) if n else {}
     agent_names = [a if isinstance(a := r.get("agent"), str) and a else NONE_LABEL for r in records]
     agent_codes, agents = _codes(agent_names)
     return CallColumns(
-        time=np.fromiter((r["timestamp"].timestamp() for r in records), dtype=np.float64, count=n),
-        cost=np.fromiter((r["cost"] for r in records), dtype=np.float64, count=n),
-        input_tokens=np.fromiter((r["inputTokens"] for r in records), dtype=np.int64, count=n),
-        output_tokens=np.fromiter((r["outputTokens"] for r in records), dtype=np.int64, count=n),
+        time=_column(records, _timestamp, np.float64),
+        cost=_column(records, operator.itemgetter("cost"), np.float64),
+        input_tokens=_column(records, operator.itemgetter("inputTokens"), np.int64),
+        output_tokens=_column(records, operator.itemgetter("outputTokens"), np.int64),
         model=model_codes,
         agent=agent_codes,
         model_keys=model_keys,
@@ -78,23 +100,33 @@ def _build_columns(records: Sequence[LlmUsageRecord]) -> CallColumns:
     )
 
 
-_CACHE_SIZE = 8
-_cache: OrderedDict[int, tuple[LoadedSession, CallColumns]] = OrderedDict()
-_cache_lock = threading.Lock()
+_cache: dict[int, tuple[weakref.ref[LoadedSession], CallColumns]] = {}
+_cache_lock = threading.RLock()  # re-entrant: a session freed while it is held calls _forget
+
+
+def _forget(key: int, ref: weakref.ref[LoadedSession]) -> None:
+    """A cached session was freed: drop its columns (only if the entry is still that session's)."""
+    with _cache_lock:
+        if key in _cache and _cache[key][0] is ref:
+            del _cache[key]
 
 
 def call_columns(session: LoadedSession) -> CallColumns:
-    """The session's records as columns, computed once per loaded session (a small cache by identity)."""
+    """The session's records as columns, computed once per loaded session.
+
+    Cached by identity with a weak reference: the cache never keeps a session alive, so a replaced
+    100,000-record document is freed as soon as its last user lets go of it (a long-lived copy would
+    add its records to every full garbage collection, which stalls every thread, the GUI's too).
+    """
+    key = id(session)
     with _cache_lock:
-        hit = _cache.get(id(session))
-        if hit is not None and hit[0] is session:
-            _cache.move_to_end(id(session))
+        hit = _cache.get(key)
+        if hit is not None and hit[0]() is session:
             return hit[1]
     columns = _build_columns(session.doc["llmUsage"])
+    ref = weakref.ref(session, functools.partial(_forget, key))
     with _cache_lock:
-        _cache[id(session)] = (session, columns)
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
+        _cache[key] = (ref, columns)
     return columns
 
 

@@ -1,18 +1,21 @@
-"""A thin ``QAbstractItemModel`` over the pure breakdown tree (``core.breakdown.Node``).
+"""The breakdown tree (``core.breakdown.Node``) as a Qt item model.
 
-Indexes carry an integer id per node *path* (the keys from the root), never a pointer, so an index
-kept by the view stays meaningful when the tree is replaced.  ``set_tree`` swaps in a new tree: when
-only figures changed it emits ``dataChanged``; when rows came or went it resets the model, and
-:class:`ViewStateKeeper` puts the user's expanded rows, selection, current row and scroll position
-back by path.
+The rows are Qt's own items (a ``QStandardItemModel`` filled from the immutable tree, which is built
+elsewhere, on a worker thread for big sessions): painting the view never calls into Python, which
+matters when worker threads keep the interpreter busy (each Python ``data()`` call would have to win
+it back, and a repaint makes a thousand of them).  Every row knows its *path* of keys from the root
+(``PATH_ROLE``), its stable id across updates.  ``set_tree`` brings the rows to a new tree: when only
+figures changed it rewrites those rows (``dataChanged``); when rows came, went or changed places in
+the same session it removes, moves and inserts just those; for another session it resets the model.
+:class:`ViewStateKeeper` keeps the user's expanded rows, selection, current row and scroll position
+(by path) across all three.
 """
 
 from __future__ import annotations
 
-from typing import Any, overload
+from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractItemModel,
     QItemSelection,
     QItemSelectionModel,
     QModelIndex,
@@ -22,7 +25,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtGui import QBrush, QColor, QFont, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QAbstractItemView, QTreeView
 
 from mity_cost.core.breakdown import ListPrice, Node, same_shape
@@ -54,6 +57,7 @@ DIFFERS_COLOR = "#c66900"
 MUTED_COLOR = "#808080"
 _ALIGN_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 _ALIGN_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
 
 def format_amount(amount: float, symbol: str) -> str:
@@ -121,6 +125,17 @@ def node_tooltip(node: Node, symbol: str) -> str:
     return "\n".join(lines)
 
 
+def _runs(rows: list[int]) -> list[tuple[int, int]]:
+    """Ascending row numbers as (first, last) runs of consecutive rows."""
+    runs: list[tuple[int, int]] = []
+    for row in rows:
+        if runs and runs[-1][1] == row - 1:
+            runs[-1] = (runs[-1][0], row)
+        else:
+            runs.append((row, row))
+    return runs
+
+
 def _row_of(node: Node) -> tuple[Any, ...]:
     """What a row shows of its node (everything but its children)."""
     return (
@@ -135,27 +150,40 @@ def _row_of(node: Node) -> tuple[Any, ...]:
     )
 
 
-class BreakdownModel(QAbstractItemModel):
+class BreakdownModel(QStandardItemModel):
     """Columns Item, Min, Expected, Max, Tokens, Calls, List price over a breakdown tree.
+
+    The rows are Qt's own items (``QStandardItemModel``), filled from the tree: a view painting them
+    never calls back into Python, so painting stays fast however busy the worker threads keep the
+    interpreter (with a Python ``data()``, each of the thousand calls a repaint makes must win the
+    interpreter back from them).  ``NODE_ROLE`` and ``PATH_ROLE`` are set on the first column.
 
     Signals:
         about_to_reset: emitted just before a reset, while the old rows are still laid out in the
             views (``modelAboutToBeReset`` comes too late: a tree view has dropped its rows by then).
+        about_to_restructure, restructured: emitted around an update that removes, moves and inserts
+            rows in place (:class:`ViewStateKeeper` keeps the view's state over it).
     """
 
     about_to_reset = Signal()
+    about_to_restructure = Signal()
+    restructured = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(0, len(COLUMNS), parent)
+        for column, title in enumerate(COLUMNS):
+            header = QStandardItem(title)
+            header.setToolTip(COLUMN_TIPS.get(column, ""))
+            header.setTextAlignment(_ALIGN_RIGHT if column in NUMERIC_COLUMNS else _ALIGN_LEFT)
+            self.setHorizontalHeaderItem(column, header)
         self._root = Node(key="", label="", kind="session")
         self._symbol = "$"
-        self._ids: dict[Path, int] = {(): 0}
-        self._paths: list[Path] = [()]
-        self._resolved: dict[int, tuple[Node, int] | None] = {0: (self._root, 0)}
         self._bold = QFont()
         self._bold.setBold(True)
         self._italic = QFont()
         self._italic.setItalic(True)
+        self._muted = QBrush(QColor(MUTED_COLOR))
+        self._differs = QBrush(QColor(DIFFERS_COLOR))
 
     # --- the tree -----------------------------------------------------------------------------
 
@@ -169,220 +197,198 @@ class BreakdownModel(QAbstractItemModel):
         """The currency symbol the amounts are shown with."""
         return self._symbol
 
-    def set_tree(self, root: Node, symbol: str | None = None) -> bool:
-        """Show a new tree; True when the model was reset (rows changed), False for figures only."""
+    def set_tree(self, root: Node, symbol: str | None = None, *, incremental: bool = True) -> bool:
+        """Show a new tree; True when the model was reset, False when it was updated in place.
+
+        An update of the same session (the same root label) is applied in place: rows that went are
+        removed, rows that changed places are moved and rows that came are inserted, the others get
+        ``dataChanged`` where their figures changed, so the views keep their expanded rows, selection
+        and scroll position, and nothing is laid out again from scratch.  Another session (or
+        ``incremental=False``) resets the model.
+        """
         new_symbol = symbol if symbol is not None else self._symbol
-        if same_shape(self._root, root):
-            old = self._root
+        refresh = new_symbol != self._symbol
+        self._symbol = new_symbol
+        old = self._root
+        top = self.invisibleRootItem()
+        if same_shape(old, root):
             self._root = root
-            self._resolved = {0: (root, 0)}
-            if new_symbol != self._symbol:
-                self._symbol = new_symbol
-                self._emit_all(QModelIndex(), root)
-            else:
-                self._emit_changed(QModelIndex(), old, root)
+            self._update(top, old.children, root.children, (), refresh)
+            return False
+        if incremental and old.children and old.label == root.label:
+            self.about_to_restructure.emit()
+            self._morph(top, old, root, (), refresh)
+            self._root = root
+            self.restructured.emit()
             return False
         self.about_to_reset.emit()
+        rows = [self._make_row(child, (child.key,)) for child in root.children]  # before the reset
         self.beginResetModel()
+        blocked = self.blockSignals(True)  # one modelReset instead of a signal per row
+        try:
+            top.removeRows(0, top.rowCount())
+            for row in rows:
+                top.appendRow(row)
+        finally:
+            self.blockSignals(blocked)
         self._root = root
-        self._symbol = new_symbol
-        self._ids = {(): 0}
-        self._paths = [()]
-        self._resolved = {0: (root, 0)}
         self.endResetModel()
         return True
 
-    def _emit_all(self, parent: QModelIndex, node: Node) -> None:
-        if not node.children:
-            return
-        last = len(node.children) - 1
-        self.dataChanged.emit(self.index(0, 0, parent), self.index(last, len(COLUMNS) - 1, parent))
-        for row, child in enumerate(node.children):
-            if child.children:
-                self._emit_all(self.index(row, 0, parent), child)
+    def _make_row(self, node: Node, path: Path) -> list[QStandardItem]:
+        """The items of one row and, below its first one, of all its descendants."""
+        items = [QStandardItem() for _ in COLUMNS]
+        for item in items:
+            item.setFlags(_FLAGS)
+        self._fill(items, node, path)
+        first = items[0]
+        for child in node.children:
+            first.appendRow(self._make_row(child, (*path, child.key)))
+        return items
 
-    def _emit_changed(self, parent: QModelIndex, old: Node, new: Node) -> None:
-        """One ``dataChanged`` per parent, spanning the rows whose own figures changed."""
-        changed = [
-            row
-            for row, (a, b) in enumerate(zip(old.children, new.children, strict=True))
-            if _row_of(a) != _row_of(b)
-        ]
-        if changed:
-            self.dataChanged.emit(
-                self.index(changed[0], 0, parent), self.index(changed[-1], len(COLUMNS) - 1, parent)
+    def _fill(self, items: list[QStandardItem], node: Node, path: Path) -> None:
+        """Put what a row shows of its node into its items."""
+        symbol = self._symbol
+        tip = node_tooltip(node, symbol)
+        font = self._italic if node.kind in ("assumption", "earlier") else None
+        muted = self._muted if node.kind == "assumption" else None
+        for column, item in enumerate(items):
+            item.setData(_display(node, column, symbol), Qt.ItemDataRole.DisplayRole)
+            price = column == COL_PRICE and node.list_price is not None
+            if price:
+                assert node.list_price is not None
+                item.setData(price_tooltip(node.list_price, symbol), Qt.ItemDataRole.ToolTipRole)
+            else:
+                item.setData(tip, Qt.ItemDataRole.ToolTipRole)
+            item.setData(
+                _ALIGN_RIGHT if column in NUMERIC_COLUMNS else _ALIGN_LEFT, Qt.ItemDataRole.TextAlignmentRole
             )
-        for row, (a, b) in enumerate(zip(old.children, new.children, strict=True)):
-            if b.children and a != b:
-                self._emit_changed(self.index(row, 0, parent), a, b)
+            brush = muted
+            if price:
+                assert node.list_price is not None
+                if node.list_price.amount is None:
+                    brush = self._muted
+                elif node.list_price.differs:
+                    brush = self._differs
+            item.setData(brush, Qt.ItemDataRole.ForegroundRole)
+            bold = node.kind == "section" and column == COL_ITEM
+            item.setData(self._bold if bold else font, Qt.ItemDataRole.FontRole)
+        items[0].setData(node, NODE_ROLE)
+        items[0].setData(path, PATH_ROLE)
 
-    def _id_for(self, path: Path) -> int:
-        found = self._ids.get(path)
-        if found is None:
-            found = self._ids[path] = len(self._paths)
-            self._paths.append(path)
-        return found
+    def _update(
+        self,
+        parent: QStandardItem,
+        old: tuple[Node, ...] | list[Node],
+        new: tuple[Node, ...],
+        path: Path,
+        refresh: bool,
+    ) -> None:
+        """Bring rows that are in place (``old[i]`` is at row ``i``, with ``new[i]``'s key) up to
+        date: their figures (one ``dataChanged`` per run of changed rows) and their subtrees."""
+        changed: list[int] = []
+        for row, (a, b) in enumerate(zip(old, new, strict=True)):
+            if a is b and not refresh:
+                continue
+            first = parent.child(row, 0)
+            child_path = (*path, b.key)
+            blocked = self.blockSignals(True)  # the views learn of it once per run of rows, below
+            try:
+                if refresh or _row_of(a) != _row_of(b):
+                    self._fill([parent.child(row, c) for c in range(len(COLUMNS))], b, child_path)
+                    changed.append(row)
+                else:
+                    first.setData(b, NODE_ROLE)
+            finally:
+                self.blockSignals(blocked)
+            if b.children or a.children:
+                if same_shape(a, b):
+                    self._update(first, a.children, b.children, child_path, refresh)
+                else:
+                    self._morph(first, a, b, child_path, refresh)
+        index = parent.index()
+        for start, end in _runs(changed):
+            self.dataChanged.emit(self.index(start, 0, index), self.index(end, len(COLUMNS) - 1, index))
 
-    def _resolve(self, node_id: int) -> tuple[Node, int] | None:
-        if node_id in self._resolved:
-            return self._resolved[node_id]
-        if not 0 <= node_id < len(self._paths):
-            return None
-        path = self._paths[node_id]
-        parent = self._root.find(path[:-1])
-        row = parent.row_of(path[-1]) if parent is not None else None
-        found = None if parent is None or row is None else (parent.children[row], row)
-        self._resolved[node_id] = found
-        return found
+    def _morph(self, parent: QStandardItem, old: Node, new: Node, path: Path, refresh: bool) -> None:
+        """Remove, move and insert rows under ``parent`` (and below) until they are ``new``'s."""
+        wanted = {c.key for c in new.children}
+        kids = list(old.children)
+        gone = [row for row, child in enumerate(kids) if child.key not in wanted]
+        for first, last in reversed(_runs(gone)):
+            parent.removeRows(first, last - first + 1)
+            del kids[first : last + 1]
+        kept = {c.key for c in kids}
+        order = [c.key for c in new.children if c.key in kept]
+        for target, key in enumerate(order):  # siblings sorted by cost can change places
+            source = next(row for row in range(target, len(kids)) if kids[row].key == key)
+            if source != target:
+                parent.insertRow(target, parent.takeRow(source))  # its subtree goes with it
+                kids.insert(target, kids.pop(source))
+        row = 0
+        count = len(new.children)
+        while row < count:
+            child = new.children[row]
+            if child.key in kept:
+                row += 1
+                continue
+            parent.insertRow(row, self._make_row(child, (*path, child.key)))
+            kids.insert(row, child)
+            row += 1
+        self._update(parent, kids, new.children, path, refresh)
 
     def node(self, index: AnyIndex) -> Node | None:
         """The node of an index (the root for an invalid one)."""
         if not index.isValid():
             return self._root
-        found = self._resolve(index.internalId())
-        return found[0] if found else None
+        return self._root.find(self.path(index))
 
     def path(self, index: AnyIndex) -> Path:
         """The stable id (path of keys) of an index."""
         if not index.isValid():
             return ()
-        node_id = index.internalId()
-        return self._paths[node_id] if 0 <= node_id < len(self._paths) else ()
+        found = index.sibling(index.row(), 0).data(PATH_ROLE)
+        return found if isinstance(found, tuple) else ()
 
     def index_for_path(self, path: Path, column: int = 0) -> QModelIndex:
         """The index of the node at this path, or an invalid index when it is gone."""
-        if not path:
-            return QModelIndex()
-        parent = self._root.find(path[:-1])
-        row = parent.row_of(path[-1]) if parent is not None else None
-        if row is None:
-            return QModelIndex()
-        return self.createIndex(row, column, self._id_for(tuple(path)))
+        index = QModelIndex()
+        node = self._root
+        for depth, key in enumerate(path):
+            row = node.row_of(key)
+            if row is None:
+                return QModelIndex()
+            node = node.children[row]
+            index = self.index(row, column if depth == len(path) - 1 else 0, index)
+        return index
 
-    # --- QAbstractItemModel -------------------------------------------------------------------
 
-    def index(self, row: int, column: int, parent: AnyIndex = QModelIndex()) -> QModelIndex:  # noqa: B008
-        if not self.hasIndex(row, column, parent):
-            return QModelIndex()
-        node = self.node(parent)
-        if node is None or not 0 <= row < len(node.children):
-            return QModelIndex()
-        child = node.children[row]
-        child_id = self._id_for((*self.path(parent), child.key))
-        self._resolved.setdefault(child_id, (child, row))
-        return self.createIndex(row, column, child_id)
-
-    @overload
-    def parent(self) -> QObject | None: ...
-
-    @overload
-    def parent(self, child: AnyIndex) -> QModelIndex: ...
-
-    def parent(self, child: AnyIndex | None = None) -> QObject | QModelIndex | None:
-        if child is None:
-            return super().parent()
-        if not child.isValid():
-            return QModelIndex()
-        path = self.path(child)
-        if len(path) <= 1:
-            return QModelIndex()
-        parent_path = path[:-1]
-        parent_id = self._id_for(parent_path)
-        found = self._resolve(parent_id)
-        if found is None:
-            return QModelIndex()
-        return self.createIndex(found[1], 0, parent_id)
-
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        if parent.isValid() and parent.column() != 0:
-            return 0
-        node = self.node(parent)
-        return len(node.children) if node is not None else 0
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return len(COLUMNS)
-
-    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(COLUMNS):
+def _display(node: Node, column: int, symbol: str) -> str | None:
+    if column == COL_ITEM:
+        return node.label
+    if column in (COL_MIN, COL_EXPECTED, COL_MAX):
+        if node.cost is None:
             return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return COLUMN_TIPS.get(section)
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            return _ALIGN_RIGHT if section in NUMERIC_COLUMNS else _ALIGN_LEFT
-        return None
-
-    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
-            return None
-        node = self.node(index)
-        if node is None:
-            return None
-        column = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self._display(node, column)
-        if role == Qt.ItemDataRole.ToolTipRole:
-            if column == COL_PRICE and node.list_price is not None:
-                return price_tooltip(node.list_price, self._symbol)
-            return node_tooltip(node, self._symbol)
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            return _ALIGN_RIGHT if column in NUMERIC_COLUMNS else _ALIGN_LEFT
-        if role == Qt.ItemDataRole.ForegroundRole:
-            return self._foreground(node, column)
-        if role == Qt.ItemDataRole.FontRole:
-            if node.kind == "section" and column == COL_ITEM:
-                return self._bold
-            if node.kind in ("assumption", "earlier"):
-                return self._italic
-            return None
-        if role == NODE_ROLE:
-            return node
-        if role == PATH_ROLE:
-            return self.path(index)
-        return None
-
-    def _display(self, node: Node, column: int) -> str | None:
-        if column == COL_ITEM:
-            return node.label
-        if column in (COL_MIN, COL_EXPECTED, COL_MAX):
-            if node.cost is None:
-                return None
-            amount = (node.cost.min, node.cost.expected, node.cost.max)[column - COL_MIN]
-            return format_amount(amount, self._symbol) + ("/mo" if node.monthly else "")
-        if column == COL_TOKENS:
-            return f"{node.tokens:,}" if node.tokens is not None else None
-        if column == COL_CALLS:
-            return f"{node.calls:,}" if node.calls is not None else None
-        if column == COL_PRICE and node.list_price is not None:
-            return format_price(node.list_price, self._symbol)
-        return None
-
-    def _foreground(self, node: Node, column: int) -> QBrush | None:
-        if column == COL_PRICE and node.list_price is not None:
-            if node.list_price.amount is None:
-                return QBrush(QColor(MUTED_COLOR))
-            if node.list_price.differs:
-                return QBrush(QColor(DIFFERS_COLOR))
-        if node.kind == "assumption":
-            return QBrush(QColor(MUTED_COLOR))
-        return None
+        amount = (node.cost.min, node.cost.expected, node.cost.max)[column - COL_MIN]
+        return format_amount(amount, symbol) + ("/mo" if node.monthly else "")
+    if column == COL_TOKENS:
+        return f"{node.tokens:,}" if node.tokens is not None else None
+    if column == COL_CALLS:
+        return f"{node.calls:,}" if node.calls is not None else None
+    if column == COL_PRICE and node.list_price is not None:
+        return format_price(node.list_price, symbol)
+    return None
 
 
 class ViewStateKeeper(QObject):
-    """Keeps a tree view's expanded rows, selection, current row and scroll position across resets.
+    """Keeps a tree view's expanded rows, selection, current row and scroll position across updates.
 
     It listens to the model: the state is taken by path just before a reset (``about_to_reset``)
-    and put back just after it (``modelReset``).  The scroll position follows the row that was at
-    the top of the view (so rows added above it do not move what the user is looking at); when that
-    row is gone, the scroll bar's old value is restored.
+    or an update in place (``about_to_restructure``) and put back just after it (``modelReset``,
+    ``restructured``; after an update in place only what the view lost, such as the expanded rows
+    of a moved row).  The scroll position follows the row that was at the top of the view (so rows
+    added above it do not move what the user is looking at); when that row is gone, the scroll
+    bar's old value is restored.
     """
 
     def __init__(self, view: QTreeView, model: BreakdownModel) -> None:
@@ -398,17 +404,20 @@ class ViewStateKeeper(QObject):
         self._skip = False
         model.about_to_reset.connect(self.capture)
         model.modelReset.connect(self.restore)
+        model.about_to_restructure.connect(self._capture_in_place)
+        model.restructured.connect(self._restore_in_place)
 
     def expanded_paths(self) -> list[Path]:
         """The paths of every expanded row (only rows whose parents are expanded are visited)."""
         found: list[Path] = []
         stack = [QModelIndex()]
+        model, view = self._model, self._view
         while stack:
             parent = stack.pop()
-            for row in range(self._model.rowCount(parent)):
-                index = self._model.index(row, 0, parent)
-                if self._view.isExpanded(index):
-                    found.append(self._model.path(index))
+            for row in range(model.rowCount(parent)):
+                index = model.index(row, 0, parent)
+                if view.isExpanded(index):
+                    found.append(model.path(index))
                     stack.append(index)
         return found
 
@@ -436,25 +445,53 @@ class ViewStateKeeper(QObject):
         if self._skip:
             self._skip = False
             return
+        self._put_back()
+        self._restore_scroll()
+
+    def _capture_in_place(self) -> None:
+        skip, self._skip = self._skip, False
+        self.capture()
+        self._skip = skip
+
+    def _restore_in_place(self) -> None:
+        """After rows came, went or moved in place: the view kept most of its state itself; put
+        back what it lost, and the top row where it was if it moved."""
+        self._put_back(only_lost=True)
+        if self._anchor is None:
+            return
+        anchor = self._model.index_for_path(self._anchor)
+        if not anchor.isValid():
+            return
+        view = self._view
+        view.doItemsLayout()
+        if view.visualRect(anchor).top() != self._anchor_offset:
+            self._restore_scroll()
+
+    def _put_back(self, only_lost: bool = False) -> None:
         view, model = self._view, self._model
         for path in sorted(self._expanded, key=len):
             index = model.index_for_path(path)
-            if index.isValid():
+            if index.isValid() and not (only_lost and view.isExpanded(index)):
                 view.setExpanded(index, True)
         selection = view.selectionModel()
-        if selection is not None:
-            chosen = QItemSelection()
-            for path in self._selected:
-                index = model.index_for_path(path)
-                if index.isValid():
-                    chosen.select(index, model.index_for_path(path, len(COLUMNS) - 1))
-            if self._current is not None:
-                current = model.index_for_path(self._current)
-                if current.isValid():
-                    selection.setCurrentIndex(current, QItemSelectionModel.SelectionFlag.NoUpdate)
-            if not chosen.isEmpty():
-                selection.select(chosen, QItemSelectionModel.SelectionFlag.ClearAndSelect)
-        self._restore_scroll()
+        if only_lost:
+            selected = [model.path(i) for i in selection.selectedRows()]
+            current = view.currentIndex()
+            if selected == self._selected and (model.path(current) if current.isValid() else None) == (
+                self._current
+            ):
+                return
+        chosen = QItemSelection()
+        for path in self._selected:
+            index = model.index_for_path(path)
+            if index.isValid():
+                chosen.select(index, model.index_for_path(path, len(COLUMNS) - 1))
+        if self._current is not None:
+            current = model.index_for_path(self._current)
+            if current.isValid():
+                selection.setCurrentIndex(current, QItemSelectionModel.SelectionFlag.NoUpdate)
+        if not chosen.isEmpty():
+            selection.select(chosen, QItemSelectionModel.SelectionFlag.ClearAndSelect)
 
     def _restore_scroll(self) -> None:
         view = self._view

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QEvent, Qt
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QPainterPath, QPalette
 from PySide6.QtWidgets import QApplication, QLabel, QTabWidget, QVBoxLayout, QWidget
 
 import pyqtgraph as pg  # isort: skip - after PySide6, so pyqtgraph binds to it
@@ -88,19 +88,36 @@ class _Plot(pg.PlotWidget):  # type: ignore[misc]
         super().changeEvent(event)
 
 
+def band_path(series: CumulativeSeries) -> QPainterPath:
+    """The min-max band as one closed polygon: along the min curve, back along the max curve."""
+    if series.x.size == 0:
+        return QPainterPath()
+    xs = np.concatenate([series.x, series.x[::-1]])
+    ys = np.concatenate([series.min, series.max[::-1]])
+    path: QPainterPath = pg.arrayToQPath(xs, ys, connect="all")
+    path.closeSubpath()
+    return path
+
+
 class CumulativeChart(_Plot):
-    """Cumulative expected cost over time, the min-max band around it and the threshold line."""
+    """Cumulative expected cost over time, the min-max band around it and the threshold line.
+
+    Without grid lines: they cost most of a repaint (the chart is redrawn on every update of the
+    session, and a busy session is updated every second or so)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent, axisItems={"bottom": pg.DateAxisItem()})
         item = self.getPlotItem()
-        item.showGrid(x=True, y=True, alpha=0.2)
         item.setMenuEnabled(False)
         self.legend = item.addLegend(offset=(10, 10))
         band_pen = pg.mkPen(QColor(*BAND_COLOR[:3], 140), width=1)
         self.min_curve = item.plot(pen=band_pen, name=None)
         self.max_curve = item.plot(pen=band_pen, name=None)
         self.band = pg.FillBetweenItem(self.min_curve, self.max_curve, brush=pg.mkBrush(*BAND_COLOR))
+        # ``set_series`` gives the band its outline straight from the arrays (one polygon); left
+        # to follow its curves, it would rebuild it from their painter paths, twice per update.
+        for curve in (self.min_curve, self.max_curve):
+            curve.sigPlotChanged.disconnect(self.band.curveChanged)
         item.addItem(self.band)
         self.expected_curve = item.plot(
             pen=pg.mkPen(EXPECTED_COLOR, width=2), name="expected", antialias=True
@@ -126,6 +143,7 @@ class CumulativeChart(_Plot):
         self.min_curve.setData(series.x, series.min)
         self.max_curve.setData(series.x, series.max)
         self.expected_curve.setData(series.x, series.expected)
+        self.band.setPath(band_path(series))
         self.threshold_line.setValue(series.threshold)
         self.threshold_line.label.setFormat(f"threshold {format_amount(series.threshold, symbol)}")
         item = self.getPlotItem()

@@ -4,21 +4,29 @@ and beside them the "Budgets & forecast" panel.
 ``DetailsWindow.apply(snapshot, settings)`` takes every snapshot the bridge emits; the header is
 updated at once (from the ledger: cheap), the tree and the charts only while the window is visible
 and only when the session's data really changed.  For a large session they are computed on a worker
-thread (``core.breakdown`` and ``core.series`` are Qt-free) and only put on screen by the GUI thread;
-a file rewritten faster than that is coalesced, the newest state winning.
+thread (``core.breakdown`` and ``core.series`` are Qt-free) and only put on screen by the GUI thread:
+the tree model takes the finished tree and changes only the rows that changed; the charts follow on
+a later turn of the event loop, at most every ``CHARTS_INTERVAL_MS``.  A file rewritten faster than
+that is coalesced, the newest state winning, with a pause after each computation of at least twice
+its duration.
 
 The budgets panel and the daily trend chart come from ``core.insights`` (the history in SQLite,
 budgets, alerts, forecasts, the price audit), always computed on a second worker thread: the same
 job first takes the snapshot into the history, so it stays current while the window is open.  Jobs
 are coalesced (one running, the latest waiting) and repeated every ``INSIGHTS_REFRESH_MS`` while the
-window is visible (burn rates decay, budget files change).  Closing the window hides it.
+window is visible (burn rates decay, budget files change).  The two workers take turns (the tree's
+waits at most ``TURN_MS``), and the one waiting starts only after the other's result is drawn: every
+Python thread that wants the interpreter slows the GUI thread's drawing (each of its calls into
+Python must win the interpreter back), and a 100,000-call session keeps the file loader busy
+already.  Closing the window hides it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -44,6 +52,7 @@ from PySide6.QtWidgets import (
 
 from mity_cost.core import prices as prices_module
 from mity_cost.core.breakdown import CallCache, Node, build_tree
+from mity_cost.core.documents import LlmUsageRecord
 from mity_cost.core.history import History
 from mity_cost.core.insights import Insights, InsightsEngine
 from mity_cost.core.loading import LoadedFeature, LoadedSession
@@ -74,9 +83,22 @@ BACKGROUND_FROM = 5000
 """Sessions with at least this many LLM calls have their tree and charts computed on a worker thread
 (the GUI thread only puts the result on screen); smaller ones are quicker done at once."""
 BACKGROUND_PAUSE_MS = 400
-"""The pause between two background computations of the same window."""
+"""The least pause between two background computations of the same window."""
+BACKGROUND_PAUSE_FACTOR = 2.0
+"""The pause is also at least this many times as long as the last computation took, so a worker busy
+with a huge session shares the interpreter with the GUI thread (at most a third of the time)."""
+TURN_MS = 1500
+"""The tree's computation waits for the budgets worker's (see ``_kick``) at most this long."""
+CHARTS_INTERVAL_MS = 1500
+"""A large session's charts are redrawn at most this often (its tree after every computation)."""
+AFTER_RENDER_MS = 100
+"""A computation waiting for the other worker starts this long after a result was put on screen (so
+it does not compete with the drawing of that result)."""
 INSIGHTS_PAUSE_MS = 1000
 """The least time between two budget and forecast computations (a busy file is not re-read faster)."""
+INSIGHTS_PAUSE_FACTOR = 2.0
+"""The pause after a budget and forecast computation is also at least this many times as long as the
+computation took (taking a 100,000-call session into the history takes seconds)."""
 INSIGHTS_REFRESH_MS = 30_000
 """Budgets and forecasts are recomputed this often while the window is visible, even without news."""
 PANEL_WIDTH = 380
@@ -200,6 +222,7 @@ class DetailsWindow(QWidget):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mity-details")
         self._pending: _Job | None = None
         self._running: _Job | None = None
+        self._started = 0.0
         self._body_job: _Job | None = None
         # Worker threads reach the window only through this child object: a closure holding the
         # window itself could drop its last reference on a worker, and Qt would destroy it there.
@@ -210,6 +233,16 @@ class DetailsWindow(QWidget):
         self._pause.setSingleShot(True)
         self._pause.setInterval(BACKGROUND_PAUSE_MS)
         self._pause.timeout.connect(self._resume)
+        self._charts_due: tuple[SessionSeries, str, Sequence[LlmUsageRecord], str] | None = None
+        self._charts_timer = QTimer(self)
+        self._charts_timer.setSingleShot(True)
+        self._charts_timer.setInterval(0)
+        self._charts_timer.timeout.connect(self._show_charts)
+        self._charts_shown = 0.0
+        self._after_render = QTimer(self)
+        self._after_render.setSingleShot(True)
+        self._after_render.setInterval(AFTER_RENDER_MS)
+        self._after_render.timeout.connect(self._kick)
         executor = self._executor
         self.destroyed.connect(lambda *_: executor.shutdown(wait=False, cancel_futures=True))
         if self._load_prices:
@@ -222,6 +255,7 @@ class DetailsWindow(QWidget):
             max_workers=1, thread_name_prefix="mity-insights"
         )
         self._insights_running: _InsightsJob | None = None
+        self._insights_started = 0.0
         self._insights_pending: _InsightsJob | None = None
         self._insights_wanted = False
         self._insights_pause = QTimer(self)
@@ -399,7 +433,12 @@ class DetailsWindow(QWidget):
 
     def is_idle(self) -> bool:
         """True when no tree or chart computation is running or waiting."""
-        return self._running is None and self._pending is None and not self._pause.isActive()
+        return (
+            self._running is None
+            and self._pending is None
+            and not self._pause.isActive()
+            and self._charts_due is None
+        )
 
     def insights_idle(self) -> bool:
         """True when no budgets and forecast computation is running or waiting."""
@@ -698,8 +737,16 @@ class DetailsWindow(QWidget):
             self._pending = pending
 
     def _start(self, job: _Job) -> None:
-        """Compute a job on the worker thread; its result comes back through the relay."""
+        """Compute a job on the worker thread; its result comes back through the relay (or, while
+        the budgets worker is busy, once it is done or ``TURN_MS`` after it started)."""
+        waited_ms = (time.monotonic() - self._insights_started) * 1000
+        if self._insights_running is not None and waited_ms < TURN_MS:
+            self._pending = job  # started by _kick, or by the pause once the turn is over
+            self._pause.setInterval(int(TURN_MS - waited_ms) + 1)
+            self._pause.start()
+            return
         self._running = job
+        self._started = time.monotonic()
         future = self._executor.submit(job.run, self._call_cache)
         relay = self._relay
         future.add_done_callback(lambda done: _deliver(relay.computed, job, done))
@@ -707,6 +754,8 @@ class DetailsWindow(QWidget):
     def _on_computed(self, payload: tuple[_Job, _Result | None]) -> None:
         job, result = payload
         self._running = None
+        took_ms = (time.monotonic() - self._started) * 1000
+        self._pause.setInterval(max(BACKGROUND_PAUSE_MS, int(took_ms * BACKGROUND_PAUSE_FACTOR)))
         pending, self._pending = self._pending, None
         if pending is not None:
             # A newer snapshot arrived meanwhile: compute it after a pause, so a file rewritten many
@@ -716,30 +765,84 @@ class DetailsWindow(QWidget):
         # Show this result unless another session was put on screen since it was asked for; it
         # is never older than what is shown, and skipping it would starve a constantly written file.
         if result is not None and self._body_key is not None and job.key[0] == self._body_key[0]:
-            self._show_result(job, result)
+            self._show_result(job, result, charts_later=True)
+        else:
+            self._after_render.start()
 
-    def _show_result(self, job: _Job, result: _Result) -> None:
-        """Put a computed tree and chart data on screen (GUI thread)."""
+    def _show_result(self, job: _Job, result: _Result, *, charts_later: bool = False) -> None:
+        """Put a computed tree and chart data on screen (GUI thread).
+
+        With ``charts_later`` (a large session's result, from the worker) the charts are drawn on a
+        later turn of the event loop, at most every ``CHARTS_INTERVAL_MS`` and while neither worker
+        runs: the tree's and the charts' updates are each short, but in one go, or against a busy
+        worker (which takes the interpreter from this thread every few milliseconds), they can
+        hold the loop up for long."""
         tree, series = result
         view, settings = job.view, job.settings
         switched = view.key != self._body_session
         self._body_session = view.key
         if switched:
             self.keeper.skip_next()
-        reset = self.model.set_tree(tree, settings.symbol)
+        reset = self.model.set_tree(tree, settings.symbol, incremental=not switched)
         self.keeper.skip_next(False)
         if switched and reset:
             self.tree.expandToDepth(0)
             self.tree.scrollToTop()
         records = view.loaded.doc["llmUsage"] if view.loaded is not None else []
         note = "" if settings.llm_enabled else "LLM costs are not counted"
-        self.charts.set_series(series, settings.symbol, records, note)
+        self._charts_due = (series, settings.symbol, records, note)
+        if charts_later:
+            self._schedule_charts()
+            self._after_render.start()
+        else:
+            self._charts_timer.stop()
+            self._show_charts(now=True)
+
+    def _schedule_charts(self) -> None:
+        since_ms = (time.monotonic() - self._charts_shown) * 1000
+        self._charts_timer.setInterval(max(0, int(CHARTS_INTERVAL_MS - since_ms)))
+        self._charts_timer.start()
+
+    def _show_charts(self, now: bool = False) -> None:
+        """Draw the charts of the newest result (unless ``now``, only while neither worker runs:
+        ``_kick`` draws them after the running one's result)."""
+        if self._charts_due is None:
+            return
+        if not now and (self._running is not None or self._insights_running is not None):
+            return
+        due, self._charts_due = self._charts_due, None
+        self._charts_shown = time.monotonic()
+        self.charts.set_series(*due)
         self.rendered.emit()
+        self._after_render.start()
+
+    def _kick(self) -> None:
+        """After a result was drawn: draw the charts if they are due, else start whichever
+        computation waits (the tree's first).  The two workers take turns, and nothing is computed
+        while the GUI thread draws (each Python thread that wants the interpreter slows every call
+        into Python that the drawing makes)."""
+        if self._charts_due is not None and self._running is None and self._insights_running is None:
+            if (time.monotonic() - self._charts_shown) * 1000 >= CHARTS_INTERVAL_MS:
+                self._show_charts()  # and kicks again once drawn
+                return
+            self._schedule_charts()
+        if self._pending is not None and self._running is None and not self._pause.isActive():
+            self._resume()
+        if (
+            self._insights_pending is not None
+            and self._insights_running is None
+            and not self._insights_pause.isActive()
+        ):
+            self._resume_insights()
 
     # --- budgets and forecast (always on the insights worker) ------------------------------------
 
     def _start_insights(self, job: _InsightsJob) -> None:
+        if self._running is not None:
+            self._insights_pending = job  # after the tree is on screen (see _kick)
+            return
         self._insights_running = job
+        self._insights_started = time.monotonic()
         engine = self._engine
         try:
             future = self._insights_executor.submit(
@@ -754,6 +857,10 @@ class DetailsWindow(QWidget):
     def _on_insights(self, payload: tuple[_InsightsJob, Insights | None]) -> None:
         job, result = payload
         self._insights_running = None
+        # A job that took long (a big session being taken into the history) waits longer before
+        # the next: the worker then holds the interpreter (and can stall this thread) part time only.
+        took_ms = (time.monotonic() - self._insights_started) * 1000
+        self._insights_pause.setInterval(max(INSIGHTS_PAUSE_MS, int(took_ms * INSIGHTS_PAUSE_FACTOR)))
         if self._insights_pending is not None:
             self._insights_pause.start()
         view = self.current_view()
@@ -762,6 +869,7 @@ class DetailsWindow(QWidget):
             self.budget_panel.set_insights(result)
             self.charts.set_trend(result)
             self.insights_ready.emit(result)
+        self._after_render.start()
 
     def _resume_insights(self) -> None:
         pending, self._insights_pending = self._insights_pending, None

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import math
+import weakref
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from mity_cost.core import series as series_module
 from mity_cost.core.series import (
+    call_columns,
     call_timeline,
     cumulative_series,
     model_bars,
@@ -151,3 +155,18 @@ def test_empty_and_unloaded_sessions(example_root: Path, tmp_path: Path) -> None
     assert empty.bars.keys == () and empty.timeline.x.size == 0
     none = session_series(SessionView("k", tmp_path, tmp_path, None), Settings())
     assert none.cumulative.events == 0 and none.timeline.total_calls == 0
+
+
+def test_call_columns_are_cached_without_keeping_the_session_alive(example_root: Path) -> None:
+    view = view_of(session_file(example_root, BIGGEST), example_root)
+    session = view.loaded
+    assert session is not None
+    columns = call_columns(session)
+    assert call_columns(session) is columns  # computed once per loaded session
+    assert len(columns) == len(session.doc["llmUsage"])
+    alive = weakref.ref(session)
+    key = id(session)
+    del view, session
+    gc.collect()
+    assert alive() is None  # the cache held no strong reference
+    assert key not in series_module._cache

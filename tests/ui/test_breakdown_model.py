@@ -40,8 +40,16 @@ from tests.core.breakdown_helpers import (
 )
 
 
-def tree_of(root: Path, session_id: str = BIGGEST, prices: PriceBook | None = None) -> Node:
-    return build_tree(view_of(session_file(root, session_id), root), features_of(root), Settings(), prices)
+def tree_of(
+    root: Path, session_id: str = BIGGEST, prices: PriceBook | None = None, max_rows: int = 100
+) -> Node:
+    return build_tree(
+        view_of(session_file(root, session_id), root),
+        features_of(root),
+        Settings(),
+        prices,
+        max_rows=max_rows,
+    )
 
 
 def book() -> PriceBook:
@@ -67,10 +75,16 @@ def test_model_passes_qt_model_tester_through_updates(qtmodeltester: ModelTester
     qtmodeltester.check(model)  # type: ignore[no-untyped-call]
     path = session_file(example_root, BIGGEST)
     rewrite(path, lambda doc: add_call(doc, agent="Brand-new agent"))
-    assert model.set_tree(tree_of(example_root, prices=book())) is True  # rows changed: reset
+    assert model.set_tree(tree_of(example_root, prices=book())) is False  # rows inserted in place
     qtmodeltester.check(model)  # type: ignore[no-untyped-call]
     assert model.set_tree(tree_of(example_root, prices=book())) is False  # same rows: dataChanged only
-    model.set_tree(tree_of(example_root, WITH_INFRA))
+    for _ in range(3):  # new calls: one row in, the oldest listed one out (into "earlier calls")
+        rewrite(path, lambda doc: add_call(doc))
+        assert model.set_tree(tree_of(example_root, prices=book(), max_rows=3)) is False
+        qtmodeltester.check(model)  # type: ignore[no-untyped-call]
+    assert model.set_tree(tree_of(example_root, prices=book()), incremental=False) is True
+    qtmodeltester.check(model)  # type: ignore[no-untyped-call]
+    assert model.set_tree(tree_of(example_root, WITH_INFRA)) is True  # another session: reset
     qtmodeltester.check(model)  # type: ignore[no-untyped-call]
 
 
@@ -179,8 +193,12 @@ def top_path(view: QTreeView, model: BreakdownModel) -> tuple[str, ...]:
     return model.path(view.indexAt(QPoint(1, 1)))
 
 
-def test_reset_keeps_expansion_selection_and_scroll(
-    tree_view: tuple[QTreeView, BreakdownModel, ViewStateKeeper], example_root: Path, qtbot: QtBot
+@pytest.mark.parametrize("in_place", [True, False], ids=["rows-inserted", "reset"])
+def test_updates_keep_expansion_selection_and_scroll(
+    tree_view: tuple[QTreeView, BreakdownModel, ViewStateKeeper],
+    example_root: Path,
+    qtbot: QtBot,
+    in_place: bool,
 ) -> None:
     view, model, keeper = tree_view
     tree = tree_of(example_root)
@@ -197,8 +215,12 @@ def test_reset_keeps_expansion_selection_and_scroll(
     path = session_file(example_root, BIGGEST)
     first_model = tree.children[0].children[0].key
     rewrite(path, lambda doc: add_call(doc, model=first_model, agent="AAA new agent", cost=0.0001))
-    with qtbot.waitSignal(model.modelReset, timeout=1000):
-        model.set_tree(tree_of(example_root))
+    if in_place:
+        with qtbot.assertNotEmitted(model.modelReset), qtbot.waitSignal(model.rowsInserted, timeout=1000):
+            assert model.set_tree(tree_of(example_root)) is False
+    else:
+        with qtbot.waitSignal(model.modelReset, timeout=1000):
+            assert model.set_tree(tree_of(example_root), incremental=False) is True
 
     assert sorted(keeper.expanded_paths()) == before_expanded
     assert [model.path(i) for i in view.selectionModel().selectedRows()] == [selected]

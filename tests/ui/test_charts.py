@@ -60,6 +60,11 @@ def test_cumulative_curves_band_and_threshold_line(qtbot: QtBot, example_root: P
     assert np.all(low <= expected + 1e-12) and np.all(expected <= high + 1e-12)
     # The band is filled between the min and max curves.
     assert chart.band.curves == [chart.min_curve, chart.max_curve]
+    outline = chart.band.path().toFillPolygon()
+    band_x = [point.x() for point in outline]
+    band_y = [point.y() for point in outline]
+    assert min(band_x) == x[0] and max(band_x) == x[-1]
+    assert min(band_y) == 0.0 and np.isclose(max(band_y), high.max())
     assert chart.threshold_line.value() == 2.5 and chart.threshold_line.angle == 0
     assert format_amount(2.5, "$") in chart.threshold_line.label.format
     y_range = chart.getPlotItem().viewRange()[1]

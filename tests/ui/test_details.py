@@ -311,15 +311,22 @@ def test_large_sessions_render_on_a_worker_and_end_on_the_latest(qtbot: QtBot, e
     assert llm is not None and llm.calls is not None
     first = llm.calls
     path = session_file(example_root, BIGGEST)
-    for _ in range(3):  # a file rewritten faster than the worker: the last state wins
-        rewrite(path, lambda doc: add_call(doc))
-        details.apply(snapshot_of(example_root), settings)
+    details.tree.setExpanded(details.model.index_for_path(("llm", "gpt41")), True)
 
     def latest() -> None:
         node = details.model.root.child("llm")
         assert node is not None and node.calls == first + 3
 
-    qtbot.waitUntil(latest, timeout=5000)
+    # New calls change rows in place: no reset, the user's expanded rows stay.
+    with qtbot.assertNotEmitted(details.model.modelReset, wait=0):
+        for _ in range(3):  # a file rewritten faster than the worker: the last state wins
+            rewrite(path, lambda doc: add_call(doc))
+            details.apply(snapshot_of(example_root), settings)
+        qtbot.waitUntil(latest, timeout=5000)
+        qtbot.waitUntil(details.is_idle, timeout=5000)  # the charts too
+    assert details.tree.isExpanded(details.model.index_for_path(("llm", "gpt41")))
+    assert details.charts.cumulative.series is not None
+    assert details.charts.cumulative.series.events >= first + 3
     # Another session asked for while a job runs: the old session's result never replaces it.
     rewrite(path, lambda doc: add_call(doc))
     details.apply(snapshot_of(example_root), settings)
