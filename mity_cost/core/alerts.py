@@ -254,7 +254,7 @@ def check(
         budget, currency = status.budget, status.budget.currency
         spent = _money(status.spent.expected, currency)
         amount = _money(budget.amount, currency)
-        base = f"{budget.id} ({budget.describe()})"
+        base = f"for {status.label}"
         _resolve_stale(history, status, moment)
         if status.reached:
             level = status.reached[-1]

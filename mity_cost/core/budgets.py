@@ -433,6 +433,18 @@ class BudgetStatus:
     notes: tuple[str, ...] = field(default=())
 
     @property
+    def label(self) -> str:
+        """``app shop-api, per month``; a budget counted per session names the session it is about
+        (``each session, per session (session 0bd0e762)``)."""
+        budget = self.budget
+        text = budget.describe()
+        per_session = budget.scope == "session" or budget.period == "session"
+        named = budget.scope == "session" and budget.target is not None
+        if per_session and not named and self.session_id:
+            text += f" (session {self.session_id[:8]})"
+        return text
+
+    @property
     def key(self) -> str:
         """Unique per budget and subject: the budget id, plus ``@session`` for per-session budgets."""
         if (self.budget.scope == "session" and self.budget.target is None) or self.budget.period == "session":
@@ -727,7 +739,7 @@ def gate_verdict(
         projected = status.spent.expected + add
         over = projected > budget.amount * (1 + 1e-12)
         money = f"{_money(projected, budget.currency)} of {_money(budget.amount, budget.currency)}"
-        label = f"budget {budget.id} ({budget.describe()})"
+        label = f"budget {budget.id} ({status.label})"
         if over and budget.enforcement == "hard_stop":
             refuse.append((status, f"{label} would be exceeded: {money} (hard stop)"))
             continue

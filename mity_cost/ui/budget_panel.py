@@ -70,14 +70,8 @@ def range_text(low: float, expected: float, high: float, currency: str) -> str:
 
 def budget_title(status: BudgetStatus) -> str:
     """``App shop-api, per month``; a per-session budget names its session."""
-    budget = status.budget
-    text = budget.describe()
-    text = text[:1].upper() + text[1:]
-    per_session = budget.scope == "session" or budget.period == "session"
-    named = budget.scope == "session" and budget.target is not None
-    if per_session and not named and status.session_id:
-        text += f" · session {status.session_id[:8]}"
-    return text
+    text = status.label
+    return text[:1].upper() + text[1:]
 
 
 def period_text(status: BudgetStatus) -> str:
