@@ -109,7 +109,8 @@ class CumulativeChart(_Plot):
         super().__init__(parent, axisItems={"bottom": pg.DateAxisItem()})
         item = self.getPlotItem()
         item.setMenuEnabled(False)
-        self.legend = item.addLegend(offset=(10, 10))
+        # Bottom right: a cumulative curve rises to the right, and the threshold's label sits top left.
+        self.legend = item.addLegend(offset=(-10, -10))
         band_pen = pg.mkPen(QColor(*BAND_COLOR[:3], 140), width=1)
         self.min_curve = item.plot(pen=band_pen, name=None)
         self.max_curve = item.plot(pen=band_pen, name=None)

@@ -118,13 +118,13 @@ _LEVEL_WORDS: dict[Level, str] = {
     Level.CRITICAL: "critical",
     Level.OVER: "OVER the threshold",
 }
-_COLUMN_WIDTHS: dict[int, int] = {
-    COL_MIN: 92,
-    COL_EXPECTED: 92,
-    COL_MAX: 92,
-    COL_TOKENS: 92,
-    COL_CALLS: 62,
-    COL_PRICE: 190,
+_COLUMN_WIDTHS: dict[int, int] = {  # room for "$1,234.56/mo" and "$0.822  Δ-23%"; the rest to the names
+    COL_MIN: 84,
+    COL_EXPECTED: 84,
+    COL_MAX: 84,
+    COL_TOKENS: 78,
+    COL_CALLS: 50,
+    COL_PRICE: 140,
 }
 
 
