@@ -10,7 +10,9 @@ from typing import NamedTuple
 
 from mity_cost.core.budgets import Budget, save_budgets
 from mity_cost.core.history import History
+from mity_cost.core.insights import Insights, compute_insights
 from mity_cost.core.prices import Override, PriceBook
+from mity_cost.core.settings import Settings
 from mity_cost.core.state import Snapshot
 from tests.core.breakdown_helpers import BIGGEST, WITH_INFRA, snapshot_of
 from tests.core.history_helpers import row
@@ -57,3 +59,10 @@ def make_world(example_root: Path, folder: Path, budgets: tuple[Budget, ...] = B
     budget_path = folder / "budgets.json"
     save_budgets(budgets, budget_path)
     return World(snapshot, history, budget_path)
+
+
+def compute(world: World, session_id: str | None = BIGGEST, **kwargs: object) -> Insights:
+    """``compute_insights`` on the world at ``NOW`` with :func:`book` (keyword arguments win)."""
+    snapshot, history, budget_path = world
+    options: dict[str, object] = {"book": book(), "now": NOW, "budget_path": budget_path, **kwargs}
+    return compute_insights(snapshot, Settings(), session_id, history, **options)  # type: ignore[arg-type]

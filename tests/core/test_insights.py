@@ -16,7 +16,6 @@ from mity_cost.core.history import History
 from mity_cost.core.insights import (
     ALERT_LIMIT,
     TREND_DAYS,
-    Insights,
     InsightsEngine,
     book_pricer,
     compute_insights,
@@ -27,7 +26,7 @@ from mity_cost.core.insights import (
 from mity_cost.core.settings import Settings
 from mity_cost.core.state import Snapshot
 from tests.core.breakdown_helpers import BIGGEST, WITH_INFRA, snapshot_of
-from tests.core.insights_helpers import APP, BUDGETS, EARLIER_DAYS, NOW, World, book, make_world
+from tests.core.insights_helpers import APP, BUDGETS, EARLIER_DAYS, NOW, World, book, compute, make_world
 
 
 @pytest.fixture
@@ -35,12 +34,6 @@ def world(example_root: Path, tmp_path: Path) -> Iterator[World]:
     made = make_world(example_root, tmp_path)
     yield made
     made.history.close()
-
-
-def compute(world: World, session_id: str | None = BIGGEST, **kwargs: object) -> Insights:
-    snapshot, history, budget_path = world
-    options: dict[str, object] = {"book": book(), "now": NOW, "budget_path": budget_path, **kwargs}
-    return compute_insights(snapshot, Settings(), session_id, history, **options)  # type: ignore[arg-type]
 
 
 def test_budget_figures_trace_to_the_records_and_equal_evaluate(

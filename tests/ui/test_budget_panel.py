@@ -12,9 +12,8 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from mity_cost.core.forecast import BurnRate
-from mity_cost.core.insights import Insights, compute_insights
+from mity_cost.core.insights import Insights
 from mity_cost.core.money import format_money
-from mity_cost.core.settings import Settings
 from mity_cost.core.thresholds import level_for
 from mity_cost.ui.badge import LEVEL_COLORS
 from mity_cost.ui.budget_panel import (
@@ -26,8 +25,7 @@ from mity_cost.ui.budget_panel import (
     range_text,
 )
 from mity_cost.ui.notifications import merge_twins
-from tests.core.breakdown_helpers import BIGGEST
-from tests.core.insights_helpers import NOW, World, book, make_world
+from tests.core.insights_helpers import World, compute, make_world
 
 
 @pytest.fixture
@@ -38,15 +36,7 @@ def world(example_root: Path, tmp_path: Path) -> Iterator[World]:
 
 
 def insights_of(world: World, budget_path: Path | None = None) -> Insights:
-    return compute_insights(
-        world.snapshot,
-        Settings(),
-        BIGGEST,
-        world.history,
-        book=book(),
-        now=NOW,
-        budget_path=budget_path or world.budget_path,
-    )
+    return compute(world, budget_path=budget_path or world.budget_path)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from PySide6.QtCore import QItemSelectionModel
 from pytestqt.qtbot import QtBot
 
-from mity_cost.core.insights import Insights, compute_insights, trend_series
+from mity_cost.core.insights import Insights, trend_series
 from mity_cost.core.loading import LoadError
 from mity_cost.core.money import format_money
 from mity_cost.core.prices import Override, PriceBook
@@ -26,7 +26,7 @@ from mity_cost.ui.breakdown_model import COL_PRICE, UNPRICED
 from mity_cost.ui.charts import TREND_TAB
 from mity_cost.ui.details import DEFAULT_SIZE, DetailsWindow, humanize, runtime_text
 from tests.core.breakdown_helpers import BIGGEST, WITH_INFRA, add_call, rewrite, session_file, snapshot_of
-from tests.core.insights_helpers import NOW, World, make_world
+from tests.core.insights_helpers import NOW, World, compute, make_world
 from tests.core.insights_helpers import book as insights_book
 
 
@@ -387,16 +387,7 @@ def test_budgets_and_forecast_are_computed_off_the_gui_thread(qtbot: QtBot, worl
     assert recorder.threads and threading.get_ident() not in recorder.threads
     assert details.budget_panel.insights is insights and insights.session_id == BIGGEST
     # The figures are the core's on the same history (the window took the sessions in).
-    again = compute_insights(
-        world.snapshot,
-        Settings(),
-        BIGGEST,
-        world.history,
-        book=insights_book(),
-        now=NOW,
-        budget_path=world.budget_path,
-        raise_alerts=False,
-    )
+    again = compute(world, raise_alerts=False)
     assert again.ingested == 0
     assert [(line.status.key, line.status.spent) for line in insights.budgets] == [
         (line.status.key, line.status.spent) for line in again.budgets
