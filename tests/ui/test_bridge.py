@@ -368,3 +368,12 @@ def test_emits_and_timer_calls_cannot_use_up_none_or_true(
     gc.collect()
     after = sys.getrefcount(True), sys.getrefcount(None)
     assert after[0] - before[0] > -100 and after[1] - before[1] > -100
+
+
+def test_starting_lets_the_gui_take_the_gil_back_within_a_millisecond(
+    qtbot: QtBot, example_root: Path, make_bridge: Any
+) -> None:
+    sys.setswitchinterval(0.005)
+    bridge = make_bridge([example_root], watch=False)
+    started(qtbot, bridge)
+    assert sys.getswitchinterval() <= 0.001
