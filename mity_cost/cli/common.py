@@ -41,6 +41,31 @@ def roots_of(args: argparse.Namespace) -> list[Path]:
     return roots or [Path.cwd()]
 
 
+def budgets_say(
+    session_id: str,
+    session_file: Path | None,
+    extra: float = 0.0,
+    *,
+    currency: str | None = None,
+    operation: str | None = None,
+) -> tuple[str, str]:
+    """What the user's budgets say about spending ``extra`` more in a session whose ``cost.json`` is
+    ``session_file`` (``<root>/.mity/chat/<id>/cost.json``): ``("pass" | "ask" | "refuse", reason)``.
+
+    Without a budgets file: ``("pass", "")`` for the price of one ``stat`` (``gate`` and
+    ``check-threshold`` are on an agent's hot path); otherwise ``cli/history.py: budget_gate`` judges,
+    and only then are the budgets' modules imported.
+    """
+    from mity_cost.core.paths import budgets_file
+
+    if not budgets_file().exists():
+        return "pass", ""
+    from mity_cost.cli.history import budget_gate
+
+    root = session_file.parent.parent.parent.parent if session_file is not None else None
+    return budget_gate(session_id, root, extra, currency=currency, operation=operation)
+
+
 def print_json(value: Any) -> None:
     """Pretty JSON on stdout."""
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")

@@ -26,6 +26,7 @@ from mity_cost.cli.common import (
     EXIT_USAGE,
     add_json,
     add_roots,
+    budgets_say,
     error,
     print_json,
 )
@@ -112,22 +113,6 @@ def _estimate_from_tokens(args: argparse.Namespace) -> float:
     return expected
 
 
-def _budgets(session_id: str, root: Path, extra: float, currency: str, operation: str) -> tuple[str, str]:
-    """What the user's budgets say: ``("pass" | "ask" | "refuse", reason)``.
-
-    The hook into the HISTORY owner's budgets (``cli/history.py: budget_gate``): a ``hard_stop``
-    budget that would be exceeded refuses (exit 1, nobody is asked); a ``require_confirmation`` one
-    makes the gate ask the app even under the threshold.  Without budgets it passes.
-    """
-    from mity_cost.core.paths import budgets_file
-
-    if not budgets_file().exists():  # the common case costs a stat, not the budgets' imports
-        return "pass", "no budgets"
-    from mity_cost.cli.history import budget_gate
-
-    return budget_gate(session_id, root, extra, currency=currency, operation=operation or None)
-
-
 def _budget_approved(session_id: str, root: Path, extra: float, currency: str) -> None:
     """After the user approved what a budget asked about: record it (HISTORY owner's hook)."""
     try:
@@ -180,7 +165,11 @@ def run(args: argparse.Namespace) -> int:
         return _result(args, {**payload, "answer": "error", "error": exc.message}, EXIT_USAGE, exc.message)
     root = found.parent.parent.parent.parent  # <root>/.mity/chat/<id>/cost.json
 
-    budget, budget_reason = _budgets(args.session, root, extra, settings.currency, args.operation)
+    # A hard_stop budget that would be exceeded refuses (nobody is asked); a require_confirmation
+    # one makes the gate ask the app even under the threshold.
+    budget, budget_reason = budgets_say(
+        args.session, found, extra, currency=settings.currency, operation=args.operation or None
+    )
     if budget == "refuse":
         payload.update(answer="denied", reason=budget_reason)
         return _result(args, payload, EXIT_DENIED, f"refused by a budget: {budget_reason}")

@@ -20,10 +20,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
-from mity_cost.cli.common import EXIT_DENIED, EXIT_OK, EXIT_USAGE, add_json, add_roots, error, print_json
+from mity_cost.cli.common import (
+    EXIT_DENIED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_json,
+    add_roots,
+    budgets_say,
+    error,
+    print_json,
+)
 
 
 def register(sub: Any) -> None:
@@ -61,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for note in result.notes:
         error(note)
-    action, reason = ("pass", "") if not result.within else _budgets(args.session, result.session.path)
+    # Nobody is asked here: an exceeded hard_stop budget refuses, and a require_confirmation one (or
+    # one that cannot be judged) stops the caller too, which may then ask with ``gate``.
+    action, reason = budgets_say(args.session, result.session.path) if result.within else ("pass", "")
     if args.json:
         payload = result.to_json()
         if action != "pass":
@@ -75,20 +85,3 @@ def run(args: argparse.Namespace) -> int:
             )
         sys.stdout.write(line + "\n")
     return EXIT_OK if result.within and action == "pass" else EXIT_DENIED
-
-
-def _budgets(session_id: str, path: Path | None) -> tuple[str, str]:
-    """What the user's budgets say about going on: ``("pass" | "ask" | "refuse", reason)``.
-
-    Nobody is asked here: a ``hard_stop`` budget that is exceeded refuses, and a
-    ``require_confirmation`` one (or one that cannot be judged) also stops the caller, which may
-    then ask with ``gate``.  Without a budgets file this costs one ``stat``.
-    """
-    from mity_cost.core.paths import budgets_file
-
-    if not budgets_file().exists():
-        return "pass", ""
-    from mity_cost.cli.history import budget_gate
-
-    root = path.parent.parent.parent.parent if path is not None else None  # <root>/.mity/chat/<id>/cost.json
-    return budget_gate(session_id, root)
