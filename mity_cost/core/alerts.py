@@ -411,3 +411,18 @@ def refresh(
     forecasts = budget_forecasts(history, statuses, settings, moment)
     raised = check(history, statuses, moment, forecasts=forecasts, cooldown=cooldown)
     return Refresh(tuple(statuses), tuple(raised), forecasts)
+
+
+def merge_twins(alerts: Sequence[Alert]) -> list[tuple[Alert, tuple[int, ...]]]:
+    """Each alert worth showing with the ids it stands for: a budget's "exceeded" alert absorbs its
+    own 100 %-and-up warnings of the same period (they say the same thing, less well)."""
+    exceeded = {(a.subject, a.period_key): a.id for a in alerts if a.kind == "budget_exceeded"}
+    twins: dict[int, list[int]] = {}
+    kept: list[Alert] = []
+    for alert in alerts:
+        owner = exceeded.get((alert.subject, alert.period_key))
+        if alert.kind == "budget_warning" and alert.level >= 100 and owner is not None:
+            twins.setdefault(owner, []).append(alert.id)
+        else:
+            kept.append(alert)
+    return [(a, (a.id, *twins.get(a.id, ()))) for a in kept]

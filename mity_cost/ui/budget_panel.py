@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mity_cost.core.alerts import Alert
+from mity_cost.core.alerts import Alert, merge_twins
 from mity_cost.core.audit import SessionAudit
 from mity_cost.core.budgets import BudgetStatus
 from mity_cost.core.forecast import BurnRate, Projection
@@ -33,7 +33,6 @@ from mity_cost.core.insights import BudgetLine, Insights, duration_text
 from mity_cost.core.money import money_in
 from mity_cost.core.thresholds import Level, Severity, level_for
 from mity_cost.ui.badge import LEVEL_COLORS
-from mity_cost.ui.notifications import merge_twins
 
 TITLE = "Budgets & forecast"
 ADD_COMMAND = "mity-cost budget add --scope app --target <app> --period month --amount 50"

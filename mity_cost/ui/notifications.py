@@ -23,7 +23,7 @@ from typing import Protocol
 from PySide6.QtCore import QObject, Signal, Slot
 
 from mity_cost.core import paths
-from mity_cost.core.alerts import Alert
+from mity_cost.core.alerts import Alert, merge_twins
 from mity_cost.core.atomic import write_json_atomic
 from mity_cost.core.loading import LoadedSession
 from mity_cost.core.money import format_money
@@ -85,21 +85,6 @@ def alert_session(alerts: Sequence[Alert]) -> str | None:
         if isinstance(sid, str) and sid:
             return sid
     return None
-
-
-def merge_twins(alerts: Sequence[Alert]) -> list[tuple[Alert, tuple[int, ...]]]:
-    """Each alert worth showing with the ids it stands for: a budget's "exceeded" alert absorbs its
-    own 100 %-and-up warnings of the same period (they say the same thing, less well)."""
-    exceeded = {(a.subject, a.period_key): a.id for a in alerts if a.kind == "budget_exceeded"}
-    twins: dict[int, list[int]] = {}
-    kept: list[Alert] = []
-    for alert in alerts:
-        owner = exceeded.get((alert.subject, alert.period_key))
-        if alert.kind == "budget_warning" and alert.level >= 100 and owner is not None:
-            twins.setdefault(owner, []).append(alert.id)
-        else:
-            kept.append(alert)
-    return [(a, (a.id, *twins.get(a.id, ()))) for a in kept]
 
 
 def alert_text(alerts: Sequence[Alert]) -> tuple[str, str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
+from mity_cost.core.alerts import merge_twins
 from mity_cost.core.forecast import BurnRate
 from mity_cost.core.insights import Insights
 from mity_cost.core.money import format_money
@@ -24,7 +25,6 @@ from mity_cost.ui.budget_panel import (
     month_text,
     range_text,
 )
-from mity_cost.ui.notifications import merge_twins
 from tests.core.insights_helpers import World, compute, make_world
 
 

@@ -11,7 +11,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from mity_cost.core import paths
-from mity_cost.core.alerts import Alert
+from mity_cost.core.alerts import Alert, merge_twins
 from mity_cost.core.settings import Settings
 from mity_cost.core.thresholds import Severity, ThresholdWarning
 from mity_cost.ui.notifications import (
@@ -19,7 +19,6 @@ from mity_cost.ui.notifications import (
     NotificationController,
     alert_text,
     loudest,
-    merge_twins,
     warning_text,
 )
 from mity_cost.ui.tray import TrayController
