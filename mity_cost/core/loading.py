@@ -193,18 +193,10 @@ _GC_PAUSE_BYTES = 1024 * 1024
 
 
 @contextlib.contextmanager
-def _gc_paused(size: int) -> Iterator[None]:
-    """No cyclic garbage collection while a large document is turned into objects.
-
-    Building a 100,000-record session allocates about a million dicts, strings and datetimes, none
-    of them garbage; left on, the collector runs a thousand times over the growing tree, about a
-    fifth of the parse time.  Only the cycle collector is held off (reference counting goes on),
-    only for files over a megabyte, and it is switched back on only if it was on (a caller that
-    turned it off keeps it off).  The one young collection left to do runs at the next allocation,
-    which is ``check_consistency`` in the same call.  (The tray's large files take
-    ``tracker.load_large_session``, which manages the collector itself, slice by slice.)
-    """
-    if size < _GC_PAUSE_BYTES or not gc.isenabled():
+def gc_paused() -> Iterator[None]:
+    """No automatic cyclic garbage collection inside (reference counting goes on); the collector is
+    switched back on only if it was on (a caller that turned it off keeps it off)."""
+    if not gc.isenabled():
         yield
         return
     gc.disable()
@@ -220,7 +212,12 @@ def parse_session(data: bytes, path: Path | None = None) -> LoadedSession | Load
         body = _strip(data)
         if body is None:
             return LoadError(path, "incomplete", "the file is empty (still being written?)")
-        with _gc_paused(len(body)):
+        # A 100,000-record session allocates about a million dicts, strings and datetimes, none of
+        # them garbage: left on, the collector would run a thousand times over the growing tree,
+        # about a fifth of the parse time.  The young collection left to do runs at the next
+        # allocation.  (The tray's large files take ``tracker.load_large_session``, which collects
+        # slice by slice.)
+        with gc_paused() if len(body) >= _GC_PAUSE_BYTES else contextlib.nullcontext():
             doc = SESSION_ADAPTER.validate_json(body)
         return LoadedSession(path, doc, check_consistency(doc), size=len(data))
     except ValidationError as exc:

@@ -31,6 +31,7 @@ from mity_cost.core.loading import (
     LoadedSession,
     LoadError,
     check_consistency,
+    gc_paused,
     load_feature,
     load_session,
     parse_session,
@@ -432,13 +433,8 @@ def load_large_session(path: Path) -> LoadedSession | LoadError:
     raw = read_bounded(path)
     if isinstance(raw, LoadError):
         return raw
-    paused = gc.isenabled()
-    gc.disable()  # automatic collections mid-slice would stall every thread; the slicer collects
-    try:
+    with gc_paused():  # automatic collections mid-slice would stall every thread; the slicer collects
         result = parse_session_sliced(raw.data, path)
-    finally:
-        if paused:
-            gc.enable()
     if result is None:
         result = parse_session(raw.data, path)
     if isinstance(result, LoadError):
