@@ -371,16 +371,11 @@ def _budget_add(args: argparse.Namespace) -> int:
     from mity_cost.core.budgets import Budget, add_budget
 
     settings = _settings()
-    try:
-        levels = (
-            tuple(int(v) for v in args.levels.split(",") if v.strip())
-            if args.levels
-            else settings.warning_levels
-        )
-    except ValueError:
-        raise ValueError(
-            f"--levels must be whole percentages separated by commas, not {args.levels!r}"
-        ) from None
+    from mity_cost.core.thresholds import parse_levels
+
+    levels = parse_levels(args.levels) if args.levels else settings.warning_levels
+    if isinstance(levels, str):
+        raise ValueError(f"--levels: {levels}")
     target = args.target or None
     if args.scope == "model" and target is not None:
         target = _model_target(target)

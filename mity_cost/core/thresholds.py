@@ -79,6 +79,23 @@ def clean_levels(levels: Iterable[int | float]) -> tuple[int, ...]:
     return tuple(clean) or DEFAULT_WARNING_LEVELS
 
 
+def parse_levels(text: str) -> tuple[int, ...] | str:
+    """``"50, 75, 90, 100"`` as sorted whole percentages, or a message saying what is wrong."""
+    parts = [p for p in text.replace(";", ",").replace(" ", ",").split(",") if p]
+    if not parts:
+        return "give at least one level, e.g. 50, 75, 90, 100"
+    levels: set[int] = set()
+    for part in parts:
+        try:
+            value = int(part.strip().rstrip("%"))
+        except ValueError:
+            return f"{part!r} is not a whole percentage"
+        if not 0 < value <= 1000:
+            return f"{value} is outside 1–1000 %"
+        levels.add(value)
+    return tuple(sorted(levels))
+
+
 @dataclass(frozen=True)
 class ThresholdWarning:
     """One warning to show: ``session_id`` reached ``percent`` % of the threshold."""

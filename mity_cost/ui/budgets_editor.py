@@ -47,6 +47,7 @@ from mity_cost.core.layout import WORKSPACES_DIR, safe_name
 from mity_cost.core.money import CURRENCY_SYMBOLS, format_money
 from mity_cost.core.settings import DEFAULT_WARNING_LEVELS
 from mity_cost.core.state import Snapshot
+from mity_cost.core.thresholds import parse_levels
 
 log = logging.getLogger(__name__)
 
@@ -80,23 +81,6 @@ PROVIDERS: tuple[str, ...] = ("openai", "anthropic", "other", "compute")
 MAX_SUGGESTIONS = 50
 _ERROR_STYLE = "color: #c62828;"
 _DONE_STYLE = "color: #2e7d32;"
-
-
-def parse_levels(text: str) -> tuple[int, ...] | str:
-    """``"50, 75, 90, 100"`` as sorted whole percentages, or a message saying what is wrong."""
-    parts = [p for p in text.replace(";", ",").replace(" ", ",").split(",") if p]
-    if not parts:
-        return "give at least one level, e.g. 50, 75, 90, 100"
-    levels: set[int] = set()
-    for part in parts:
-        try:
-            value = int(part.strip().rstrip("%"))
-        except ValueError:
-            return f"{part!r} is not a whole percentage"
-        if not 0 < value <= 1000:
-            return f"{value} is outside 1–1000 %"
-        levels.add(value)
-    return tuple(sorted(levels))
 
 
 def budget_suggestions(snapshot: Snapshot | None) -> dict[str, tuple[str, ...]]:

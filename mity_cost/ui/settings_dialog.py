@@ -60,9 +60,10 @@ from mity_cost.core.settings import (
     load_saved,
     save_settings,
 )
-from mity_cost.ui.budgets_editor import BudgetsEditor, parse_levels
+from mity_cost.core.thresholds import parse_levels
+from mity_cost.ui.budgets_editor import BudgetsEditor
 
-__all__ = ["ENV_VARIABLES", "HistoryInfo", "SettingsDialog", "parse_levels"]
+__all__ = ["ENV_VARIABLES", "HistoryInfo", "SettingsDialog"]
 
 log = logging.getLogger(__name__)
 

@@ -80,6 +80,8 @@ def test_bad_budgets_and_dates_are_usage_errors(example_root: Path) -> None:
     assert run("budget", "add", "--scope", "app", "--amount", "5").returncode == 2  # no target
     assert run("budget", "add", "--amount", "-1").returncode == 2
     assert run("budget", "add", "--amount", "5", "--levels", "fifty").returncode == 2
+    out_of_range = run("budget", "add", "--amount", "5", "--levels", "0,50")
+    assert out_of_range.returncode == 2 and "0 is outside 1–1000 %" in out_of_range.stderr
     assert run("report", "month", "--since", "yesterday-ish", "--no-ingest").returncode == 2
     late = run("report", "month", "--since", "2026-12-01", "--until", "2026-11-01", "--no-ingest")
     assert late.returncode == 2 and "after" in late.stderr

@@ -17,6 +17,7 @@ from mity_cost.core.thresholds import (
     clean_levels,
     crossed,
     level_for,
+    parse_levels,
     severity_for,
 )
 
@@ -216,3 +217,19 @@ def test_each_level_fires_at_most_once_and_only_when_reached(totals: list[float]
     assert len(seen) == len(set(seen))
     assert seen == sorted(seen)
     assert latch.fired("s") == {p for p in latch.levels if crossed(peak, 1.0, p)}
+
+
+@pytest.mark.parametrize(
+    ("text", "result"),
+    [
+        ("50, 75, 90, 100", (50, 75, 90, 100)),
+        ("100;50 50", (50, 100)),
+        ("80%", (80,)),
+        ("", "give at least one level, e.g. 50, 75, 90, 100"),
+        ("0", "0 is outside 1–1000 %"),
+        ("5000", "5000 is outside 1–1000 %"),
+        ("1.5", "'1.5' is not a whole percentage"),
+    ],
+)
+def test_parse_levels(text: str, result: object) -> None:
+    assert parse_levels(text) == result

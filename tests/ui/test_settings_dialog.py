@@ -14,7 +14,7 @@ from mity_cost.core.history import History, HistoryError, default_path
 from mity_cost.core.settings import Settings, load_saved, load_settings, save_settings
 from mity_cost.ui import settings_dialog as module
 from mity_cost.ui.budgets_editor import BudgetsEditor, budget_suggestions
-from mity_cost.ui.settings_dialog import SettingsDialog, parse_levels
+from mity_cost.ui.settings_dialog import SettingsDialog
 
 
 def _dialog(qtbot: QtBot, env: dict[str, str] | None = None, **kwargs: object) -> SettingsDialog:
@@ -122,22 +122,6 @@ def test_bad_warning_levels_block_saving(qtbot: QtBot) -> None:
     assert not paths.settings_file().exists()
     dialog.levels.setText("75")
     assert _save_button(dialog).isEnabled()  # type: ignore[attr-defined]
-
-
-@pytest.mark.parametrize(
-    ("text", "result"),
-    [
-        ("50, 75, 90, 100", (50, 75, 90, 100)),
-        ("100;50 50", (50, 100)),
-        ("80%", (80,)),
-        ("", "give at least one level, e.g. 50, 75, 90, 100"),
-        ("0", "0 is outside 1–1000 %"),
-        ("5000", "5000 is outside 1–1000 %"),
-        ("1.5", "'1.5' is not a whole percentage"),
-    ],
-)
-def test_parse_levels(text: str, result: object) -> None:
-    assert parse_levels(text) == result
 
 
 def test_roots_add_and_remove(qtbot: QtBot, tmp_path: Path) -> None:
