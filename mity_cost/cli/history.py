@@ -123,6 +123,7 @@ from mity_cost.cli.common import (
     print_json,
     print_table,
 )
+from mity_cost.core.money import money_in
 
 if TYPE_CHECKING:
     from mity_cost.core.history import History
@@ -229,18 +230,11 @@ def _open(args: argparse.Namespace, settings: Settings) -> History:
     return history
 
 
-def _money(amount: float, currency: str) -> str:
-    from mity_cost.core.money import money_in
-
-    return money_in(amount, currency)
-
-
 def _range(totals: Any, currency: str) -> str:
     if abs(totals.max - totals.min) < 5e-3:
-        return _money(totals.expected, currency)
-    return (
-        f"{_money(totals.expected, currency)} ({_money(totals.min, currency)}-{_money(totals.max, currency)})"
-    )
+        return money_in(totals.expected, currency)
+    low, mid, high = (money_in(v, currency) for v in (totals.min, totals.expected, totals.max))
+    return f"{mid} ({low}-{high})"
 
 
 def _guarded(handler: Any) -> Any:
@@ -394,7 +388,7 @@ def _budget_add(args: argparse.Namespace) -> int:
     else:
         word = "replaced" if replaced else "added"
         sys.stdout.write(
-            f"{word} budget {budget.id}: {_money(budget.amount, budget.currency)} for {budget.describe()}, "
+            f"{word} budget {budget.id}: {money_in(budget.amount, budget.currency)} for {budget.describe()}, "
             f"{budget.enforcement.replace('_', ' ')}\n"
         )
     return EXIT_OK
@@ -489,9 +483,9 @@ def _budget_list(args: argparse.Namespace) -> int:
                     status.period_key.replace("session:", "")[:10] if status.period_key else "",
                     status.budget.enforcement,
                     _range(status.spent, cur),
-                    _money(status.amount, cur),
+                    money_in(status.amount, cur),
                     fraction,
-                    _money(status.remaining, cur),
+                    money_in(status.remaining, cur),
                     status.level.label,
                     "; ".join(notes),
                 )
@@ -650,7 +644,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _signed(amount: float, currency: str) -> str:
-    text = _money(abs(amount), currency)
+    text = money_in(abs(amount), currency)
     return f"+{text}" if amount > 0 else f"-{text}" if amount < 0 else text
 
 
@@ -774,29 +768,29 @@ def _forecast(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
     sys.stdout.write(
-        f"month to date ({month.start} to {month.today}): {_money(month.spent, cur)}\n"
-        f"projected month end ({month.end}): {_money(month.projected, cur)} "
-        f"(90 % range {_money(month.low, cur)}-{_money(month.high, cur)}, "
+        f"month to date ({month.start} to {month.today}): {money_in(month.spent, cur)}\n"
+        f"projected month end ({month.end}): {money_in(month.projected, cur)} "
+        f"(90 % range {money_in(month.low, cur)}-{money_in(month.high, cur)}, "
         f"confidence {month.confidence_label} {month.confidence:.2f}, {month.method}, "
         f"{month.basis_days} day(s) of history)\n"
     )
     for assumption in month.assumptions:
         sys.stdout.write(f"  assumes: {assumption}\n")
     if burn is not None:
-        rate = "unknown" if burn.per_hour is None else f"{_money(burn.per_hour, cur)}/h"
+        rate = "unknown" if burn.per_hour is None else f"{money_in(burn.per_hour, cur)}/h"
         sys.stdout.write(f"session {session_id}: burn {rate} ({burn.note})")
         if burn.time_to_threshold is not None and burn.threshold is not None:
             if burn.time_to_threshold.total_seconds() == 0:
-                sys.stdout.write(f"; over the threshold {_money(burn.threshold, cur)}")
+                sys.stdout.write(f"; over the threshold {money_in(burn.threshold, cur)}")
             else:
                 minutes = burn.time_to_threshold.total_seconds() / 60
-                sys.stdout.write(f"; threshold {_money(burn.threshold, cur)} in about {_duration(minutes)}")
+                sys.stdout.write(f"; threshold {money_in(burn.threshold, cur)} in about {_duration(minutes)}")
         sys.stdout.write("\n")
     peak = max((p.cost.expected for p in series), default=0.0)
     sys.stdout.write(f"last {len(series)} days:\n")
     for point in series:
         bar = "#" * (round(point.cost.expected / peak * 40) if peak > 0 else 0)
-        sys.stdout.write(f"  {point.day}  {_money(point.cost.expected, cur):>10}  {bar}\n")
+        sys.stdout.write(f"  {point.day}  {money_in(point.cost.expected, cur):>10}  {bar}\n")
     return EXIT_OK
 
 

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from mity_cost.core.budgets import Budget, BudgetStatus, LiveSession, evaluate
 from mity_cost.core.history import History
-from mity_cost.core.money import CURRENCY_SYMBOLS, format_money
+from mity_cost.core.money import money_in
 from mity_cost.core.settings import Settings
 from mity_cost.core.thresholds import Severity, severity_for
 
@@ -210,10 +210,6 @@ def raise_alert(
     return get_alert(history, int(new_id or 0))
 
 
-def _money(amount: float, currency: str) -> str:
-    return format_money(amount, CURRENCY_SYMBOLS.get(currency, ""))
-
-
 def _data(status: BudgetStatus) -> dict[str, Any]:
     return {
         "budgetId": status.budget.id,
@@ -252,8 +248,8 @@ def check(
         if status.subject is None and status.budget.scope == "session":
             continue
         budget, currency = status.budget, status.budget.currency
-        spent = _money(status.spent.expected, currency)
-        amount = _money(budget.amount, currency)
+        spent = money_in(status.spent.expected, currency)
+        amount = money_in(budget.amount, currency)
         base = f"for {status.label}"
         _resolve_stale(history, status, moment)
         if status.reached:
@@ -293,7 +289,7 @@ def check(
                 status.key,
                 100,
                 status.period_key,
-                f"Budget {base} is projected to reach {_money(projected, currency)} of {amount} "
+                f"Budget {base} is projected to reach {money_in(projected, currency)} of {amount} "
                 f"by the end of the {budget.period}",
                 {**_data(status), "projected": projected},
                 now=moment,
@@ -370,8 +366,8 @@ def task_estimate_alert(
         status.key,
         100,
         status.period_key,
-        f"An estimate of {_money(estimate, budget.currency)}{what} would take budget {budget.id} to "
-        f"{_money(projected, budget.currency)} of {_money(budget.amount, budget.currency)}",
+        f"An estimate of {money_in(estimate, budget.currency)}{what} would take budget {budget.id} to "
+        f"{money_in(projected, budget.currency)} of {money_in(budget.amount, budget.currency)}",
         {
             **_data(status),
             "estimate": estimate,

@@ -38,6 +38,7 @@ from mity_cost.core.history import (
     model_value,
     rates_for,
 )
+from mity_cost.core.money import money_in
 from mity_cost.core.settings import DEFAULT_EUR_PER_USD, DEFAULT_WARNING_LEVELS, Settings
 from mity_cost.core.thresholds import Level, clean_levels, crossed, level_for
 
@@ -706,12 +707,6 @@ class Verdict:
     """The statuses that asked (to record an approval for, if the user approves)."""
 
 
-def _money(amount: float, currency: str) -> str:
-    from mity_cost.core.money import money_in
-
-    return money_in(amount, currency)
-
-
 def gate_verdict(
     statuses: Sequence[BudgetStatus],
     extra: float = 0.0,
@@ -738,7 +733,7 @@ def gate_verdict(
         add = extra * rates_for(budget.currency, eur_per_usd).get(extra_currency, 1.0)
         projected = status.spent.expected + add
         over = projected > budget.amount * (1 + 1e-12)
-        money = f"{_money(projected, budget.currency)} of {_money(budget.amount, budget.currency)}"
+        money = f"{money_in(projected, budget.currency)} of {money_in(budget.amount, budget.currency)}"
         label = f"budget {budget.id} ({status.label})"
         if over and budget.enforcement == "hard_stop":
             refuse.append((status, f"{label} would be exceeded: {money} (hard stop)"))

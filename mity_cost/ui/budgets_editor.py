@@ -44,7 +44,7 @@ from mity_cost.core.budgets import (
 )
 from mity_cost.core.history import CURRENCIES, app_from_runtime, model_text
 from mity_cost.core.layout import WORKSPACES_DIR, safe_name
-from mity_cost.core.money import CURRENCY_SYMBOLS, format_money
+from mity_cost.core.money import CURRENCY_SYMBOLS, money_in
 from mity_cost.core.settings import DEFAULT_WARNING_LEVELS
 from mity_cost.core.state import Snapshot
 from mity_cost.core.thresholds import parse_levels
@@ -290,7 +290,7 @@ class BudgetsEditor(QWidget):
             first = _item(title[:1].upper() + title[1:], budget.id)
             first.setData(Qt.ItemDataRole.UserRole, budget.id)
             self.table.setItem(row, 0, first)
-            amount = format_money(budget.amount, CURRENCY_SYMBOLS.get(budget.currency, ""))
+            amount = money_in(budget.amount, budget.currency)
             self.table.setItem(row, 1, _item(amount, budget.currency, right=True))
             self.table.setItem(
                 row,
@@ -383,7 +383,7 @@ class BudgetsEditor(QWidget):
         self.reload()
         self.select(budget.id)
         verb = "Replaced" if replaced else "Added"
-        amount = format_money(budget.amount, CURRENCY_SYMBOLS.get(budget.currency, ""))
+        amount = money_in(budget.amount, budget.currency)
         when_over = ENFORCEMENT_LABELS.get(budget.enforcement, budget.enforcement).lower()
         self._say(f"{verb} {budget.id}: {amount} for {budget.describe()} ({when_over}).")
         self.budgets_changed.emit()
