@@ -65,12 +65,12 @@ from bench_watch import (
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
-from mity_cost.core import tracker as tracker_module
-from mity_cost.core.factory import rfc3339
-from mity_cost.core.loading import LoadedSession
-from mity_cost.core.prices import PriceBook
+from mity_cost.core.factory.loading import LoadedSession
+from mity_cost.core.factory.rules import rfc3339
+from mity_cost.core.live import tracker as tracker_module
+from mity_cost.core.live.snapshot import Snapshot
+from mity_cost.core.pricing.prices import PriceBook
 from mity_cost.core.settings import Settings
-from mity_cost.core.state import Snapshot
 from mity_cost.ui import details as details_module
 from mity_cost.ui.bridge import WatchBridge
 from mity_cost.ui.details import DetailsWindow

@@ -29,10 +29,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from mity_cost.core import budgets, forecast, reports
-from mity_cost.core.factory import FACTORY_PRICES
-from mity_cost.core.history import AppResolver, History, RecordRow, provider_of
+from mity_cost.core.factory.rules import FACTORY_PRICES
 from mity_cost.core.settings import Settings
+from mity_cost.core.spending import budgets, forecast, reports
+from mity_cost.core.spending.history import AppResolver, History, RecordRow, provider_of
 
 MODELS = [
     *(variant for variant in FACTORY_PRICES if variant != "unknown"),

@@ -33,11 +33,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mity_cost.core.documents import SESSION_ADAPTER
-from mity_cost.core.factory import FACTORY_PRICES, new_session, rfc3339
-from mity_cost.core.loading import LoadedSession, check_consistency, parse_session
+from mity_cost.core.factory.documents import SESSION_ADAPTER
+from mity_cost.core.factory.loading import LoadedSession, check_consistency, parse_session
+from mity_cost.core.factory.rules import FACTORY_PRICES, new_session, rfc3339
+from mity_cost.core.figures.summary import group_records, summarize
 from mity_cost.core.settings import Settings
-from mity_cost.core.summary import group_records, summarize
 
 GOAL = 0.5
 MODELS: list[Any] = [

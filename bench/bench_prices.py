@@ -24,10 +24,10 @@ import sys
 import time
 from typing import Any
 
-from mity_cost.core.audit import audit_records
-from mity_cost.core.documents import KNOWN_MODELS
-from mity_cost.core.factory import factory_llm_cost
-from mity_cost.core.prices import PriceBook, catalog
+from mity_cost.core.factory.documents import KNOWN_MODELS
+from mity_cost.core.factory.rules import factory_llm_cost
+from mity_cost.core.pricing.audit import audit_records
+from mity_cost.core.pricing.prices import PriceBook, catalog
 
 
 def _records(count: int, seed: int = 7) -> list[dict[str, Any]]:

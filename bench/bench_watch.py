@@ -43,9 +43,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication
 
-from mity_cost.core.factory import new_session, rfc3339
-from mity_cost.core.loading import LoadedSession, load_session
-from mity_cost.core.state import Snapshot
+from mity_cost.core.factory.loading import LoadedSession, load_session
+from mity_cost.core.factory.rules import new_session, rfc3339
+from mity_cost.core.live.snapshot import Snapshot
 from mity_cost.ui.bridge import WatchBridge
 
 GOAL_P95_MS = 50.0

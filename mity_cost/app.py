@@ -36,8 +36,8 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from mity_cost import __version__
 from mity_cost.core import paths
+from mity_cost.core.live.snapshot import Snapshot
 from mity_cost.core.settings import Settings, load_saved, load_settings
-from mity_cost.core.state import Snapshot
 from mity_cost.ui.budgets_editor import budget_suggestions
 from mity_cost.ui.history_worker import HistoryUpdate, HistoryWorker
 from mity_cost.ui.notifications import NotificationController
@@ -333,15 +333,15 @@ class SingleInstance(QObject):
         If the folder cannot be trusted or listening fails, the app runs anyway (True, and ``error``
         says why): a second instance is a lesser evil than no app.
         """
-        from mity_cost.core import gate_protocol
         from mity_cost.core.atomic import locked
+        from mity_cost.core.gate import protocol
 
         name = self.name
         path = Path(name)
         if os.name != "nt":
             try:
-                gate_protocol.ensure_runtime_dir(path.parent)
-            except gate_protocol.GateError as exc:
+                protocol.ensure_runtime_dir(path.parent)
+            except protocol.GateError as exc:
                 self.error = str(exc)
                 log.warning("single instance: %s; running without it", exc)
                 return True

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
-from mity_cost.core import layout
+from mity_cost.core.factory import layout
 
 DEMO_MODELS: tuple[tuple[str, int, int, float], ...] = (
     # (model name as an agent would give it, typical input tokens, typical output tokens, weight)
@@ -100,7 +100,7 @@ class Simulator:
 
     def step(self) -> str:
         """Do one unit of work (an LLM call, sometimes an execution); returns what it did."""
-        from mity_cost.core import writing
+        from mity_cost.core.factory import writing
 
         self.steps_done += 1
         if self.steps_done == 1:

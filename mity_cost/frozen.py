@@ -85,8 +85,8 @@ def self_check() -> dict[str, object]:
     from pydantic import TypeAdapter
     from watchdog.observers import Observer
 
-    from mity_cost.core import prices
-    from mity_cost.core.doctor import check_versions
+    from mity_cost.core.desktop.doctor import check_versions
+    from mity_cost.core.pricing import prices
 
     problems: list[str] = []
     package = resources.files("mity_cost")

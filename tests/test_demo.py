@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from mity_cost import demo
-from mity_cost.core import layout
-from mity_cost.core.loading import LoadedSession, load_root, load_session
+from mity_cost.core.factory import layout
+from mity_cost.core.factory.loading import LoadedSession, load_root, load_session
 from tests.conftest import EXAMPLE_ROOT
 
 

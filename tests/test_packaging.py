@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from mity_cost import frozen
-from mity_cost.core.doctor import check_versions
+from mity_cost.core.desktop.doctor import check_versions
 
 REPO = Path(__file__).resolve().parent.parent
 PYINSTALLER = REPO / "packaging" / "pyinstaller"
@@ -93,8 +93,8 @@ def test_entry_script_prepares_then_runs_the_installed_commands_main(command: st
     ("module", "source"),
     [
         ("mity_cost.demo", "mity_cost/demo.py"),  # the tray's --demo starts it
-        ("mity_cost.ui.probe", "mity_cost/core/doctor.py"),  # doctor's desktop probe
-        ("mity_cost.app", "mity_cost/cli/app.py"),  # `mity-cost tray`, the autostart entry
+        ("mity_cost.ui.probe", "mity_cost/core/desktop/doctor.py"),  # doctor's desktop probe
+        ("mity_cost.app", "mity_cost/cli/tray.py"),  # `mity-cost tray`, the autostart entry
         ("mity_cost.frozen", "scripts/package"),  # the bundle self-check
     ],
 )
@@ -152,7 +152,9 @@ def test_spec_copies_the_metadata_doctor_reports() -> None:
 
 def test_spec_imports_what_is_loaded_dynamically() -> None:
     text = SPEC.read_text(encoding="utf-8")
-    assert 'collect_submodules("genai_prices"' in text  # core/prices.py imports genai_prices.data lazily
+    assert (
+        'collect_submodules("genai_prices"' in text
+    )  # core/pricing/prices.py imports genai_prices.data lazily
     hidden = next(
         ast.literal_eval(node.value)
         for node in ast.walk(_spec_tree())

@@ -31,7 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mity_cost.cli.gate",  # gate
     "mity_cost.cli.pricing",  # estimate, audit, prices
     "mity_cost.cli.history",  # budget, alerts, report, compare, history, forecast
-    "mity_cost.cli.app",  # tray
+    "mity_cost.cli.tray",  # tray
     "mity_cost.cli.doctor",  # doctor
 )
 
@@ -55,7 +55,7 @@ COMMANDS: dict[str, str] = {
     "compare": "mity_cost.cli.history",
     "history": "mity_cost.cli.history",
     "forecast": "mity_cost.cli.history",
-    "tray": "mity_cost.cli.app",
+    "tray": "mity_cost.cli.tray",
     "doctor": "mity_cost.cli.doctor",
 }
 """Which module registers each command (a test checks this against what the modules register)."""

@@ -44,7 +44,8 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run every check and print them."""
-    from mity_cost.core import doctor, settings
+    from mity_cost.core import settings
+    from mity_cost.core.desktop import doctor
 
     configured = settings.load_settings()
     roots = roots_of(args) if args.roots else [Path(r) for r in configured.roots] or roots_of(args)

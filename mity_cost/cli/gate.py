@@ -2,13 +2,13 @@
 
 Exit 0 at once when the session's expected total plus AMOUNT stays within the threshold (or what a
 ``continue`` approved, and the session is not paused): the fast path reads the session with
-``core/quick.py`` (stdlib only).  Otherwise the running tray app is asked over the confirmation
-socket (``core/gate_protocol.py``) and shows its dialog: exit 0 approved, 1 denied (paused); 3 when
+``core/gate/fastpath.py`` (stdlib only).  Otherwise the running tray app is asked over the confirmation
+socket (``core/gate/protocol.py``) and shows its dialog: exit 0 approved, 1 denied (paused); 3 when
 nobody answers in time or no app runs (fail closed); 2 on bad usage or a missing session.
 
 AMOUNT is in the display currency (``MITY_COST_CURRENCY``), like the threshold.  Instead of
 ``--estimate``, ``--model M --input-tokens N [--output-tokens N] [--calls K]`` prices the calls
-(``core/estimate.py``); the gate then counts the larger of the list price and what the factory
+(``core/pricing/estimate.py``); the gate then counts the larger of the list price and what the factory
 will record, so it never asks too late.
 """
 
@@ -102,7 +102,7 @@ def _estimate_from_tokens(args: argparse.Namespace) -> float:
     if args.calls < 1:
         raise ValueError("--calls must be at least 1")
     try:
-        from mity_cost.core.estimate import estimate
+        from mity_cost.core.pricing.estimate import estimate
     except ImportError as exc:
         raise ValueError(f"token-based estimates are not available ({exc}); use --estimate") from None
     result = estimate(args.model, args.input_tokens, args.output_tokens, args.calls)
@@ -133,7 +133,7 @@ def _result(args: argparse.Namespace, payload: dict[str, Any], code: int, messag
 def run(args: argparse.Namespace) -> int:
     """Run ``gate``."""
     from mity_cost.cli.common import roots_of
-    from mity_cost.core import quick
+    from mity_cost.core.gate import fastpath
     from mity_cost.core.settings import load_settings
 
     settings = load_settings()
@@ -160,8 +160,8 @@ def run(args: argparse.Namespace) -> int:
     }
 
     try:
-        found = quick.find_session(roots, args.session)
-    except quick.QuickError as exc:
+        found = fastpath.find_session(roots, args.session)
+    except fastpath.QuickError as exc:
         return _result(args, {**payload, "answer": "error", "error": exc.message}, EXIT_USAGE, exc.message)
     root = found.parent.parent.parent.parent  # <root>/.mity/chat/<id>/cost.json
 
@@ -175,8 +175,8 @@ def run(args: argparse.Namespace) -> int:
         return _result(args, payload, EXIT_DENIED, f"refused by a budget: {budget_reason}")
     why: str
     try:
-        result = quick.check([root], args.session, settings, extra)
-    except quick.QuickError as exc:
+        result = fastpath.check([root], args.session, settings, extra)
+    except fastpath.QuickError as exc:
         why = f"{exc.describe()}: cannot tell the total, asking the app"
         payload["error"] = exc.describe()
     else:
@@ -191,9 +191,9 @@ def run(args: argparse.Namespace) -> int:
         why = budget_reason if payload.get("within") is True else f"{why}; {budget_reason}"
         reason = budget_reason
 
-    from mity_cost.core import gate_protocol
+    from mity_cost.core.gate import protocol
 
-    outcome = gate_protocol.ask_detailed(
+    outcome = protocol.ask_detailed(
         args.session, root, extra, args.operation, args.timeout, currency=settings.currency, reason=reason
     )
     payload.update(answer=outcome.result, reason=outcome.message)

@@ -126,8 +126,8 @@ from mity_cost.cli.common import (
 from mity_cost.core.money import money_in
 
 if TYPE_CHECKING:
-    from mity_cost.core.history import History
     from mity_cost.core.settings import Settings
+    from mity_cost.core.spending.history import History
 
 _SCOPES = ("overall", "app", "session", "agent", "model", "provider")
 _PERIODS = ("session", "day", "week", "month")
@@ -156,7 +156,7 @@ def budget_gate(
     (``reason`` then carries any ``warn`` budget's warning).  Never raises; costs nothing without
     budgets.
     """
-    from mity_cost.core.budgets import check_session
+    from mity_cost.core.spending.budgets import check_session
 
     roots = [] if root is None else [root] if isinstance(root, Path) else list(root)
     try:
@@ -171,7 +171,7 @@ def budget_approved(
 ) -> int:
     """Record that the user approved what :func:`budget_gate` asked about (so the gate passes until
     a further 10 % of each budget is spent); returns the number of budgets approved.  Never raises."""
-    from mity_cost.core.budgets import approve_session
+    from mity_cost.core.spending.budgets import approve_session
 
     roots = [] if root is None else [root] if isinstance(root, Path) else list(root)
     try:
@@ -218,7 +218,7 @@ def _roots(args: argparse.Namespace, settings: Settings) -> list[Path]:
 
 def _open(args: argparse.Namespace, settings: Settings) -> History:
     """The history, with the roots taken in unless ``--no-ingest``; problems go to stderr."""
-    from mity_cost.core.history import History
+    from mity_cost.core.spending.history import History
 
     history = History()
     history.apply_retention()
@@ -241,8 +241,8 @@ def _guarded(handler: Any) -> Any:
     """Turn expected failures (bad dates, an unusable history) into a message and exit 2."""
 
     def run(args: argparse.Namespace) -> int:
-        from mity_cost.core.budgets import BudgetError
-        from mity_cost.core.history import HistoryError
+        from mity_cost.core.spending.budgets import BudgetError
+        from mity_cost.core.spending.history import HistoryError
 
         try:
             return int(handler(args))
@@ -362,10 +362,10 @@ def register(sub: Any) -> None:
 
 
 def _budget_add(args: argparse.Namespace) -> int:
-    from mity_cost.core.budgets import Budget, add_budget
+    from mity_cost.core.spending.budgets import Budget, add_budget
 
     settings = _settings()
-    from mity_cost.core.thresholds import parse_levels
+    from mity_cost.core.gate.thresholds import parse_levels
 
     levels = parse_levels(args.levels) if args.levels else settings.warning_levels
     if isinstance(levels, str):
@@ -398,8 +398,8 @@ def _model_target(name: str) -> str:
     """A model budget's target as the history keys it: a factory variant as given, ``tag:name`` as
     given, anything else the way the factory would file it (``claude-opus-4.5`` -> ``claudeopus45``,
     ``gpt-4o`` -> ``unknown:gpt-4o``)."""
-    from mity_cost.core.factory import FACTORY_PRICES, detect_model
-    from mity_cost.core.history import model_text
+    from mity_cost.core.factory.rules import FACTORY_PRICES, detect_model
+    from mity_cost.core.spending.history import model_text
 
     if (name in FACTORY_PRICES and name != "unknown") or ":" in name:
         return name
@@ -409,7 +409,7 @@ def _model_target(name: str) -> str:
 
 def _latest_session(roots: Sequence[Path]) -> tuple[str, Path] | None:
     """The session whose ``cost.json`` changed last under the roots."""
-    from mity_cost.core.layout import session_files
+    from mity_cost.core.factory.layout import session_files
 
     best: tuple[float, str, Path] | None = None
     for root in roots:
@@ -427,8 +427,8 @@ def _live(
     session_id: str | None, roots: Sequence[Path], settings: Settings
 ) -> tuple[str | None, dict[str, Any]]:
     """(session id, {id: LiveSession}) for the chosen or latest session."""
-    from mity_cost.core.budgets import find_session_doc, live_session
-    from mity_cost.core.history import AppResolver, read_runtime
+    from mity_cost.core.spending.budgets import find_session_doc, live_session
+    from mity_cost.core.spending.history import AppResolver, read_runtime
 
     if session_id is None:
         latest = _latest_session(roots)
@@ -444,7 +444,7 @@ def _live(
 
 
 def _budget_list(args: argparse.Namespace) -> int:
-    from mity_cost.core import alerts, budgets, forecast
+    from mity_cost.core.spending import alerts, budgets, forecast
 
     settings = _settings()
     found = budgets.load_budgets()
@@ -499,7 +499,7 @@ def _budget_list(args: argparse.Namespace) -> int:
 
 
 def _budget_remove(args: argparse.Namespace) -> int:
-    from mity_cost.core.budgets import load_budgets, remove_budget
+    from mity_cost.core.spending.budgets import load_budgets, remove_budget
 
     if remove_budget(args.budget_id):
         sys.stdout.write(f"removed budget {args.budget_id}\n")
@@ -513,7 +513,7 @@ def _budget_remove(args: argparse.Namespace) -> int:
 
 
 def _alerts(args: argparse.Namespace) -> int:
-    from mity_cost.core import alerts, budgets, forecast
+    from mity_cost.core.spending import alerts, budgets, forecast
 
     settings = _settings()
     with _open(args, settings) as history:
@@ -559,7 +559,7 @@ def _alerts(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from mity_cost.core.reports import report
+    from mity_cost.core.spending.reports import report
 
     settings = _settings()
     since, until = _days(args)
@@ -589,7 +589,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from mity_cost.core.reports import compare, resolve_session
+    from mity_cost.core.spending.reports import compare, resolve_session
 
     settings = _settings()
     names = [s.strip() for s in args.sessions.split(",") if s.strip()]
@@ -652,7 +652,7 @@ def _signed(amount: float, currency: str) -> str:
 
 
 def _history_ingest(args: argparse.Namespace) -> int:
-    from mity_cost.core.history import History
+    from mity_cost.core.spending.history import History
 
     settings = _settings()
     roots = _roots(args, settings)
@@ -677,7 +677,7 @@ def _history_ingest(args: argparse.Namespace) -> int:
 
 
 def _history_export(args: argparse.Namespace) -> int:
-    from mity_cost.core.reports import export_history
+    from mity_cost.core.spending.reports import export_history
 
     settings = _settings()
     since, until = _days(args)
@@ -688,7 +688,7 @@ def _history_export(args: argparse.Namespace) -> int:
 
 
 def _history_retention(args: argparse.Namespace) -> int:
-    from mity_cost.core.history import History
+    from mity_cost.core.spending.history import History
 
     with History() as history:
         deleted = 0
@@ -708,7 +708,7 @@ def _history_retention(args: argparse.Namespace) -> int:
 
 
 def _history_info(args: argparse.Namespace) -> int:
-    from mity_cost.core.history import History
+    from mity_cost.core.spending.history import History
 
     with History() as history:
         first = history.first_day()
@@ -732,8 +732,8 @@ def _history_info(args: argparse.Namespace) -> int:
 
 
 def _forecast(args: argparse.Namespace) -> int:
-    from mity_cost.core import forecast
-    from mity_cost.core.budgets import find_session_doc
+    from mity_cost.core.spending import forecast
+    from mity_cost.core.spending.budgets import find_session_doc
 
     settings = _settings()
     cur = settings.currency

@@ -85,9 +85,9 @@ from mity_cost.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from mity_cost.core.audit import AuditReport, SessionAudit
-    from mity_cost.core.estimate import Estimate
-    from mity_cost.core.prices import PriceBook
+    from mity_cost.core.pricing.audit import AuditReport, SessionAudit
+    from mity_cost.core.pricing.estimate import Estimate
+    from mity_cost.core.pricing.prices import PriceBook
 
 
 def _count(text: str) -> int:
@@ -216,7 +216,7 @@ def _print_estimate(result: Estimate) -> None:
 
 def run_estimate(args: argparse.Namespace) -> int:
     """Print the estimate."""
-    from mity_cost.core.estimate import estimate
+    from mity_cost.core.pricing.estimate import estimate
 
     try:
         result = estimate(args.model, args.input_tokens, args.output_tokens, args.calls)
@@ -307,7 +307,7 @@ def _print_audit(report: AuditReport) -> None:
 
 def run_audit(args: argparse.Namespace) -> int:
     """Print the audit; exit 0 whatever it finds (2 for bad usage or a session that is not there)."""
-    from mity_cost.core.audit import audit_roots
+    from mity_cost.core.pricing.audit import audit_roots
 
     if not 0 <= args.tolerance < 1e6:
         error("--tolerance must be a percentage >= 0")
@@ -328,9 +328,9 @@ def run_audit(args: argparse.Namespace) -> int:
 
 
 def _price_row(book: PriceBook, model: str, factory_model: Any) -> dict[str, Any]:
-    from mity_cost.core.documents import model_key
-    from mity_cost.core.factory import FACTORY_PRICES
-    from mity_cost.core.prices import FACTORY_MODEL_NAMES, factory_variant
+    from mity_cost.core.factory.documents import model_key
+    from mity_cost.core.factory.rules import FACTORY_PRICES
+    from mity_cost.core.pricing.prices import FACTORY_MODEL_NAMES, factory_variant
 
     variant = factory_variant(factory_model)
     table_in, table_out = FACTORY_PRICES[variant]
@@ -370,9 +370,9 @@ def _change(factory: float, current: float | None) -> str:
 
 def run_prices(args: argparse.Namespace) -> int:
     """Print the factory's table beside the list prices."""
-    from mity_cost.core.documents import KNOWN_MODELS
-    from mity_cost.core.factory import detect_model
-    from mity_cost.core.prices import PriceBook
+    from mity_cost.core.factory.documents import KNOWN_MODELS
+    from mity_cost.core.factory.rules import detect_model
+    from mity_cost.core.pricing.prices import PriceBook
 
     book = PriceBook.load()
     _warn_problems(book.problems)
@@ -434,6 +434,6 @@ def run_prices(args: argparse.Namespace) -> int:
 
 
 def _fallback() -> tuple[float, float]:
-    from mity_cost.core.factory import FACTORY_PRICES
+    from mity_cost.core.factory.rules import FACTORY_PRICES
 
     return FACTORY_PRICES["unknown"]

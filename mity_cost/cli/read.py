@@ -56,9 +56,9 @@ from mity_cost.core.money import format_precise as money
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from mity_cost.core.loading import LoadedFeature, LoadedSession, LoadError
+    from mity_cost.core.factory.loading import LoadedFeature, LoadedSession, LoadError
+    from mity_cost.core.figures.summary import Range
     from mity_cost.core.settings import Settings
-    from mity_cost.core.summary import Range
 
 CATEGORIES = ("llm", "compute", "storage", "network", "misc")
 EXPORT_COLUMNS: tuple[str, ...] = (
@@ -187,7 +187,7 @@ def _load_with_retry(path: Path) -> tuple[LoadedSession | LoadError, bytes | Non
     """Load a session, reading again while it is cut short; also returns the bytes it was read from."""
     import time
 
-    from mity_cost.core.loading import LoadError, parse_session, read_bounded
+    from mity_cost.core.factory.loading import LoadError, parse_session, read_bounded
 
     result: LoadedSession | LoadError = LoadError(path, "missing", "not read")
     for delay in (*RETRY_DELAYS, None):
@@ -197,7 +197,7 @@ def _load_with_retry(path: Path) -> tuple[LoadedSession | LoadError, bytes | Non
         else:
             parsed = parse_session(raw.data, path)
             if not isinstance(parsed, LoadError):
-                from mity_cost.core.loading import LoadedSession
+                from mity_cost.core.factory.loading import LoadedSession
 
                 loaded = LoadedSession(path, parsed.doc, parsed.consistency, raw.size, raw.mtime_ns)
                 return loaded, raw.data
@@ -221,8 +221,8 @@ def _sessions(
     """Every good session under the roots (or the one asked for); bad files go to ``problems``."""
     import os
 
-    from mity_cost.core.layout import session_files, session_path
-    from mity_cost.core.loading import LoadError
+    from mity_cost.core.factory.layout import session_files, session_path
+    from mity_cost.core.factory.loading import LoadError
 
     found = False
     for root in roots:
@@ -286,7 +286,7 @@ def _heading(text: str) -> None:
 
 def run_summary(args: argparse.Namespace) -> int:
     """Print the RuntimeCostSummary of each session."""
-    from mity_cost.core.summary import summarize
+    from mity_cost.core.figures.summary import summarize
 
     settings = _settings()
     problems = _Problems()
@@ -350,8 +350,8 @@ def show_data(
     root: Path, loaded: LoadedSession, settings: Settings, detailed: bool = False
 ) -> dict[str, Any]:
     """Everything ``show`` prints, as its JSON document (amounts in the display currency)."""
-    from mity_cost.core.documents import is_unknown_model, model_key
-    from mity_cost.core.summary import Range, group_executions, group_records, summarize
+    from mity_cost.core.factory.documents import is_unknown_model, model_key
+    from mity_cost.core.figures.summary import Range, group_executions, group_records, summarize
 
     doc = loaded.doc
     scale = settings.convert(1.0, doc["currency"])
@@ -449,7 +449,7 @@ def _current_prices(
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Each model's calls priced now (``PriceBook``), in aggregate, beside the factory's figure."""
     try:
-        from mity_cost.core.prices import PriceBook
+        from mity_cost.core.pricing.prices import PriceBook
 
         book = PriceBook.load()
         groups = book.price_groups(loaded.doc["llmUsage"])
@@ -603,8 +603,8 @@ def run_show(args: argparse.Namespace) -> int:
 def _features(
     roots: Sequence[Path], app: str | None, problems: _Problems
 ) -> list[tuple[Path, LoadedFeature]]:
-    from mity_cost.core.layout import feature_files
-    from mity_cost.core.loading import LoadError, load_feature
+    from mity_cost.core.factory.layout import feature_files
+    from mity_cost.core.factory.loading import LoadError, load_feature
 
     found = []
     for root in roots:
@@ -623,7 +623,7 @@ def _features(
 
 def run_features(args: argparse.Namespace) -> int:
     """Print feature cost deltas per app."""
-    from mity_cost.core.summary import AppFeatures, features_by_app
+    from mity_cost.core.figures.summary import AppFeatures, features_by_app
 
     settings = _settings()
     problems = _Problems()
@@ -681,7 +681,7 @@ def export_rows(
     """The flat export rows of one session (its own figures; timestamps exactly as written)."""
     import json
 
-    from mity_cost.core.documents import execution_label, model_key
+    from mity_cost.core.factory.documents import execution_label, model_key
 
     doc = loaded.doc
     raw = json.loads(data)  # the same bytes the checked document came from

@@ -1,6 +1,6 @@
 """``mity-cost check-threshold``: may this session go on?  Exit 0 yes, 1 no, 2 bad input.
 
-Fast path: only the standard library and stdlib-only core modules are imported (``core/quick.py``).
+Fast path: only the standard library and stdlib-only core modules are imported (``core/gate/fastpath.py``).
 
 - 0: the session's expected total (display currency, LLM costs left out when disabled) is not over
   the threshold, or not over what a ``continue`` in ``cost.decision.json`` approved;
@@ -54,15 +54,15 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``check-threshold``."""
     from mity_cost.cli.common import roots_of
-    from mity_cost.core import quick
+    from mity_cost.core.gate import fastpath
     from mity_cost.core.settings import load_settings
 
     settings = load_settings()
     for problem in settings.problems:
         error(f"settings: {problem}")
     try:
-        result = quick.check(roots_of(args), args.session, settings)
-    except quick.QuickError as exc:
+        result = fastpath.check(roots_of(args), args.session, settings)
+    except fastpath.QuickError as exc:
         error(exc.describe() if exc.path else exc.message)
         if args.json:
             print_json({"sessionId": args.session, "status": "error", "error": exc.describe()})

@@ -137,7 +137,7 @@ def _root(args: argparse.Namespace) -> Path | None:
 
 
 def _ranges(values: list[str], option: str) -> dict[str, tuple[float, float, float]] | None:
-    from mity_cost.core.writing import WriteError, parse_range
+    from mity_cost.core.factory.writing import WriteError, parse_range
 
     ranges: dict[str, tuple[float, float, float]] = {}
     for value in values:
@@ -159,7 +159,7 @@ def _ranges(values: list[str], option: str) -> dict[str, tuple[float, float, flo
 
 def run_record_llm(args: argparse.Namespace) -> int:
     """Append an LLM record."""
-    from mity_cost.core import writing
+    from mity_cost.core.factory import writing
 
     root = _root(args)
     if root is None:
@@ -194,7 +194,7 @@ def run_record_llm(args: argparse.Namespace) -> int:
 
 def run_record_execution(args: argparse.Namespace) -> int:
     """Append an execution."""
-    from mity_cost.core import writing
+    from mity_cost.core.factory import writing
 
     root = _root(args)
     if root is None:
@@ -218,7 +218,7 @@ def run_record_execution(args: argparse.Namespace) -> int:
 
 def run_update_infra(args: argparse.Namespace) -> int:
     """Set the monthly infrastructure estimate."""
-    from mity_cost.core import writing
+    from mity_cost.core.factory import writing
 
     root = _root(args)
     if root is None:
@@ -243,7 +243,7 @@ def run_save_feature(args: argparse.Namespace) -> int:
     """Write a feature cost delta."""
     import json
 
-    from mity_cost.core import writing
+    from mity_cost.core.factory import writing
 
     root = _root(args)
     one_time = _ranges(args.one_time, "--one-time")

@@ -26,7 +26,7 @@ from PySide6.QtGui import (
     QTransform,
 )
 
-from mity_cost.core.thresholds import Level
+from mity_cost.core.gate.thresholds import Level
 
 ICON_SIZES: tuple[int, ...] = (16, 22, 24, 32, 48, 64)
 """The sizes a tray icon is rendered at (the tray host picks the nearest)."""

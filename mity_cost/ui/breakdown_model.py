@@ -28,8 +28,8 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor, QFont, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QAbstractItemView, QTreeView
 
-from mity_cost.core.breakdown import ListPrice, Node, same_shape
-from mity_cost.core.summary import Range
+from mity_cost.core.breakdown.tree import ListPrice, Node, same_shape
+from mity_cost.core.figures.summary import Range
 
 Path = tuple[str, ...]
 AnyIndex = QModelIndex | QPersistentModelIndex
@@ -48,7 +48,7 @@ COLUMN_TIPS: dict[int, str] = {
     "(Δ marks a difference of more than 10 % from the factory's figure)",
 }
 NODE_ROLE = Qt.ItemDataRole.UserRole
-"""``data(index, NODE_ROLE)`` is the row's :class:`~mity_cost.core.breakdown.Node`."""
+"""``data(index, NODE_ROLE)`` is the row's :class:`~mity_cost.core.breakdown.tree.Node`."""
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 """``data(index, PATH_ROLE)`` is the row's path of keys (its stable id)."""
 

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
-from mity_cost.core.state import Snapshot, WatchStatus
-from mity_cost.core.tracker import SessionTracker, TrackerUpdate
-from mity_cost.core.watching import WatchService
+from mity_cost.core.live.snapshot import Snapshot, WatchStatus
+from mity_cost.core.live.tracker import SessionTracker, TrackerUpdate
+from mity_cost.core.live.watching import WatchService
 
 log = logging.getLogger(__name__)
 

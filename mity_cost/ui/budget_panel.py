@@ -25,13 +25,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mity_cost.core.alerts import Alert, merge_twins
-from mity_cost.core.audit import SessionAudit
-from mity_cost.core.budgets import BudgetStatus
-from mity_cost.core.forecast import BurnRate, Projection
-from mity_cost.core.insights import BudgetLine, Insights, duration_text
+from mity_cost.core.gate.thresholds import Level, Severity, level_for
 from mity_cost.core.money import money_in
-from mity_cost.core.thresholds import Level, Severity, level_for
+from mity_cost.core.pricing.audit import SessionAudit
+from mity_cost.core.spending.alerts import Alert, merge_twins
+from mity_cost.core.spending.budgets import BudgetStatus
+from mity_cost.core.spending.forecast import BurnRate, Projection
+from mity_cost.core.spending.insights import BudgetLine, Insights, duration_text
 from mity_cost.ui.badge import LEVEL_COLORS
 
 TITLE = "Budgets & forecast"

@@ -31,7 +31,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mity_cost.core.budgets import (
+from mity_cost.core.factory.layout import WORKSPACES_DIR, safe_name
+from mity_cost.core.gate.thresholds import parse_levels
+from mity_cost.core.live.snapshot import Snapshot
+from mity_cost.core.money import CURRENCY_SYMBOLS, money_in
+from mity_cost.core.settings import DEFAULT_WARNING_LEVELS
+from mity_cost.core.spending.budgets import (
     ENFORCEMENTS,
     PERIODS,
     SCOPES,
@@ -42,12 +47,7 @@ from mity_cost.core.budgets import (
     load_budgets,
     remove_budget,
 )
-from mity_cost.core.history import CURRENCIES, app_from_runtime, model_text
-from mity_cost.core.layout import WORKSPACES_DIR, safe_name
-from mity_cost.core.money import CURRENCY_SYMBOLS, money_in
-from mity_cost.core.settings import DEFAULT_WARNING_LEVELS
-from mity_cost.core.state import Snapshot
-from mity_cost.core.thresholds import parse_levels
+from mity_cost.core.spending.history import CURRENCIES, app_from_runtime, model_text
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from PySide6.QtWidgets import QApplication, QLabel, QTabWidget, QVBoxLayout, QWi
 
 import pyqtgraph as pg  # isort: skip - after PySide6, so pyqtgraph binds to it
 
-from mity_cost.core.documents import LlmUsageRecord
-from mity_cost.core.insights import Insights, TrendSeries, trend_series
+from mity_cost.core.breakdown.series import CallTimeline, CumulativeSeries, ModelBars, SessionSeries
+from mity_cost.core.factory.documents import LlmUsageRecord
 from mity_cost.core.money import format_money
-from mity_cost.core.series import CallTimeline, CumulativeSeries, ModelBars, SessionSeries
+from mity_cost.core.spending.insights import Insights, TrendSeries, trend_series
 from mity_cost.ui.breakdown_model import format_amount
 
 MODEL_COLORS: tuple[str, ...] = (

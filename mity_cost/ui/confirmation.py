@@ -3,7 +3,7 @@
 :class:`ConfirmationController` is fed by the bridge (``on_snapshot``) and by the gate server
 (``request``).  It keeps at most one dialog on screen (``open()``, never ``exec()``): a further
 crossing or a new request for the session on screen updates its text, other sessions wait their
-turn.  The answer is written to ``cost.decision.json`` (:mod:`mity_cost.core.decisions`) and sent
+turn.  The answer is written to ``cost.decision.json`` (:mod:`mity_cost.core.gate.decisions`) and sent
 to every operation waiting on it.  Escape or closing the dialog means pause.
 """
 
@@ -34,13 +34,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mity_cost.core import decisions, layout, summary
-from mity_cost.core.decisions import Decision, DecisionKind
-from mity_cost.core.loading import LoadedSession, load_session
+from mity_cost.core.factory import layout
+from mity_cost.core.factory.loading import LoadedSession, load_session
+from mity_cost.core.figures import summary
+from mity_cost.core.figures.summary import Range
+from mity_cost.core.gate import decisions
+from mity_cost.core.gate.decisions import Decision, DecisionKind
+from mity_cost.core.live.snapshot import SessionView, Snapshot
 from mity_cost.core.money import format_money
 from mity_cost.core.settings import Settings, load_settings
-from mity_cost.core.state import SessionView, Snapshot
-from mity_cost.core.summary import Range
 
 log = logging.getLogger(__name__)
 

@@ -50,19 +50,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mity_cost.core import prices as prices_module
-from mity_cost.core.breakdown import CallCache, Node, build_tree
-from mity_cost.core.documents import LlmUsageRecord
-from mity_cost.core.history import History
-from mity_cost.core.insights import Insights, InsightsEngine
-from mity_cost.core.loading import LoadedFeature, LoadedSession
+from mity_cost.core.breakdown.series import SessionSeries, session_series
+from mity_cost.core.breakdown.tree import CallCache, Node, build_tree
+from mity_cost.core.factory.documents import LlmUsageRecord
+from mity_cost.core.factory.loading import LoadedFeature, LoadedSession
+from mity_cost.core.figures.summary import RuntimeCostSummary, summarize
+from mity_cost.core.gate.thresholds import Level, level_for
+from mity_cost.core.live.snapshot import SessionView, Snapshot
 from mity_cost.core.money import CURRENCY_SYMBOLS, format_money
-from mity_cost.core.prices import PriceBook
-from mity_cost.core.series import SessionSeries, session_series
+from mity_cost.core.pricing import prices as prices_module
+from mity_cost.core.pricing.prices import PriceBook
 from mity_cost.core.settings import ENV_LLM, Settings
-from mity_cost.core.state import SessionView, Snapshot
-from mity_cost.core.summary import RuntimeCostSummary, summarize
-from mity_cost.core.thresholds import Level, level_for
+from mity_cost.core.spending.history import History
+from mity_cost.core.spending.insights import Insights, InsightsEngine
 from mity_cost.ui.badge import LEVEL_COLORS
 from mity_cost.ui.breakdown_model import (
     COL_CALLS,

@@ -1,6 +1,6 @@
 """The app's end of the confirmation socket: ``mity-cost gate`` asks, the user answers in the dialog.
 
-A ``QLocalServer`` on the path of :func:`mity_cost.core.gate_protocol.socket_path` (a 0700 folder,
+A ``QLocalServer`` on the path of :func:`mity_cost.core.gate.protocol.socket_path` (a 0700 folder,
 the socket 0600), fully asynchronous: slots on ``newConnection``/``readyRead``, partial reads
 buffered, every socket deleted on disconnect.  Each peer's uid is checked (``SO_PEERCRED``) before a
 byte is read.  A socket left behind by a crash is replaced; one a live instance answers on is left
@@ -21,8 +21,8 @@ from typing import Protocol
 from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
-from mity_cost.core import gate_protocol
-from mity_cost.core.gate_protocol import FrameBuffer, FrameTooLarge, GateAnswer, GateRequest, ProtocolError
+from mity_cost.core.gate import protocol
+from mity_cost.core.gate.protocol import FrameBuffer, FrameTooLarge, GateAnswer, GateRequest, ProtocolError
 from mity_cost.ui.confirmation import ReplyCallback, Verdict
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def probe(path: Path) -> str:
         return "none"
     except OSError:
         return "foreign"
-    uid = gate_protocol.own_uid()
+    uid = protocol.own_uid()
     if uid is not None and info.st_uid != uid:
         return "foreign"
     if not stat.S_ISSOCK(info.st_mode):
@@ -122,7 +122,7 @@ class GateServer(QObject):
     @property
     def path(self) -> Path:
         """The socket's path."""
-        return self._path or gate_protocol.socket_path()
+        return self._path or protocol.socket_path()
 
     @property
     def listening(self) -> bool:
@@ -144,9 +144,9 @@ class GateServer(QObject):
             self.error = "the confirmation socket needs Unix sockets, which this platform lacks"
             return False
         try:
-            gate_protocol.ensure_runtime_dir(self.path.parent)
+            protocol.ensure_runtime_dir(self.path.parent)
             sock = self._bind()
-        except gate_protocol.GateError as exc:
+        except protocol.GateError as exc:
             self.error = str(exc)
             log.warning("gate: not listening: %s", exc)
             return False
@@ -166,24 +166,24 @@ class GateServer(QObject):
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 sock.bind(os.fspath(path))
-                os.chmod(path, gate_protocol.SOCKET_MODE)
+                os.chmod(path, protocol.SOCKET_MODE)
                 sock.listen(16)
                 sock.setblocking(False)
                 return sock
             except OSError as exc:
                 sock.close()
                 if exc.errno != errno.EADDRINUSE or attempt == 2:
-                    raise gate_protocol.GateError(f"cannot listen on {path}: {exc.strerror or exc}") from exc
+                    raise protocol.GateError(f"cannot listen on {path}: {exc.strerror or exc}") from exc
             found = probe(path)
             if found == "live":
                 self.another_instance = True
-                raise gate_protocol.GateError(f"another mity-cost app already answers on {path}")
+                raise protocol.GateError(f"another mity-cost app already answers on {path}")
             if found == "foreign":
-                raise gate_protocol.GateError(f"{path} is in the way and is not a socket of ours")
+                raise protocol.GateError(f"{path} is in the way and is not a socket of ours")
             log.info("gate: removing a socket left by a previous run: %s", path)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-        raise gate_protocol.GateError(f"cannot listen on {path}")  # pragma: no cover - loop returns or raises
+        raise protocol.GateError(f"cannot listen on {path}")  # pragma: no cover - loop returns or raises
 
     def stop(self) -> None:
         """Stop listening (removing the socket file) and drop every client."""
@@ -199,8 +199,8 @@ class GateServer(QObject):
     def _on_new_connection(self) -> None:
         while self._server.hasPendingConnections():
             sock = self._server.nextPendingConnection()
-            uid = gate_protocol.peer_uid_of_fd(int(sock.socketDescriptor()))
-            if not gate_protocol.peer_is_authorized(uid):
+            uid = protocol.peer_uid_of_fd(int(sock.socketDescriptor()))
+            if not protocol.peer_is_authorized(uid):
                 log.warning("gate: refused a connection from uid %s", uid)
                 sock.abort()
                 sock.deleteLater()
@@ -260,7 +260,7 @@ class GateServer(QObject):
 
     def _take(self, conn: _Connection, line: bytes) -> None:
         try:
-            request = gate_protocol.parse_request(line)
+            request = protocol.parse_request(line)
         except ProtocolError as exc:
             log.warning("gate: bad request: %s", exc)
             self._send(conn, GateAnswer("", "denied", message=f"bad request: {exc}"))
@@ -294,7 +294,7 @@ class GateServer(QObject):
         if conn.closed:
             return
         try:
-            conn.socket.write(gate_protocol.encode(answer.to_json()))
+            conn.socket.write(protocol.encode(answer.to_json()))
             conn.socket.flush()
             conn.socket.disconnectFromServer()
         except RuntimeError:  # the socket is already gone (the app is shutting down)

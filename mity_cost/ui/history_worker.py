@@ -25,12 +25,12 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
-from mity_cost.core import alerts, budgets
-from mity_cost.core.alerts import Alert
-from mity_cost.core.budgets import BudgetStatus
-from mity_cost.core.history import History, HistoryError
+from mity_cost.core.live.snapshot import Snapshot
 from mity_cost.core.settings import Settings
-from mity_cost.core.state import Snapshot
+from mity_cost.core.spending import alerts, budgets
+from mity_cost.core.spending.alerts import Alert
+from mity_cost.core.spending.budgets import BudgetStatus
+from mity_cost.core.spending.history import History, HistoryError
 
 log = logging.getLogger(__name__)
 

@@ -23,14 +23,14 @@ from typing import Protocol
 from PySide6.QtCore import QObject, Signal, Slot
 
 from mity_cost.core import paths
-from mity_cost.core.alerts import Alert, merge_twins
 from mity_cost.core.atomic import write_json_atomic
-from mity_cost.core.loading import LoadedSession
+from mity_cost.core.factory.loading import LoadedSession
+from mity_cost.core.figures.summary import summarize
+from mity_cost.core.gate.thresholds import Severity, ThresholdWarning, WarningLatch
+from mity_cost.core.live.snapshot import SessionView, Snapshot
 from mity_cost.core.money import format_money
 from mity_cost.core.settings import Settings
-from mity_cost.core.state import SessionView, Snapshot
-from mity_cost.core.summary import summarize
-from mity_cost.core.thresholds import Severity, ThresholdWarning, WarningLatch
+from mity_cost.core.spending.alerts import Alert, merge_twins
 
 log = logging.getLogger(__name__)
 

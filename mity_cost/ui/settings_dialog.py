@@ -49,7 +49,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mity_cost.core import autostart, paths
+from mity_cost.core import paths
+from mity_cost.core.desktop import autostart
+from mity_cost.core.gate.thresholds import parse_levels
 from mity_cost.core.money import CURRENCY_SYMBOLS
 from mity_cost.core.settings import (
     ENV_CURRENCY,
@@ -60,7 +62,6 @@ from mity_cost.core.settings import (
     load_saved,
     save_settings,
 )
-from mity_cost.core.thresholds import parse_levels
 from mity_cost.ui.budgets_editor import BudgetsEditor
 
 __all__ = ["ENV_VARIABLES", "HistoryInfo", "SettingsDialog"]
@@ -87,7 +88,7 @@ class HistoryInfo:
 
 def read_history_info(path: Path | None = None) -> HistoryInfo:
     """Open the history and describe it (worker thread; raises ``HistoryError``)."""
-    from mity_cost.core.history import History
+    from mity_cost.core.spending.history import History
 
     with History(path) as history:
         return HistoryInfo(history.path, history.retention_days, history.record_count(), history.first_day())
@@ -95,7 +96,7 @@ def read_history_info(path: Path | None = None) -> HistoryInfo:
 
 def apply_retention(days: int | None, path: Path | None = None) -> int:
     """Set the history's retention and apply it now; returns the records deleted (worker thread)."""
-    from mity_cost.core.history import History
+    from mity_cost.core.spending.history import History
 
     with History(path) as history:
         return history.set_retention(days)

@@ -34,13 +34,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mity_cost.core.alerts import Alert, merge_twins
-from mity_cost.core.budgets import Budget, BudgetError
+from mity_cost.core.figures.summary import summarize
+from mity_cost.core.gate.thresholds import Level, Severity, level_for
+from mity_cost.core.live.snapshot import SessionView, Snapshot
 from mity_cost.core.money import format_money, format_short
 from mity_cost.core.settings import Settings
-from mity_cost.core.state import SessionView, Snapshot
-from mity_cost.core.summary import summarize
-from mity_cost.core.thresholds import Level, Severity, level_for
+from mity_cost.core.spending.alerts import Alert, merge_twins
+from mity_cost.core.spending.budgets import Budget, BudgetError
 from mity_cost.ui.badge import Variant, badge_icon, render_badge
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
 from mity_cost.cli import main
-from mity_cost.core import decisions, gate_protocol
-from mity_cost.core.decisions import Decision
+from mity_cost.core.gate import decisions, protocol
+from mity_cost.core.gate.decisions import Decision
 from mity_cost.ui.confirmation import ConfirmationController, ConfirmDialog
 from mity_cost.ui.gate_server import GateServer
 from tests.conftest import EXAMPLE_ROOT
@@ -136,7 +136,7 @@ def test_a_session_that_does_not_exist_exits_2(root: Path, capsys: pytest.Captur
 
 
 def test_model_and_tokens_are_priced(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from mity_cost.core.estimate import estimate
+    from mity_cost.core.pricing.estimate import estimate
 
     write_session(root, 0.1)
     assert (
@@ -152,7 +152,7 @@ def test_model_and_tokens_are_priced(root: Path, capsys: pytest.CaptureFixture[s
 
 
 def _session_budget(enforcement: Literal["hard_stop", "require_confirmation"], amount: float) -> None:
-    from mity_cost.core.budgets import Budget, add_budget
+    from mity_cost.core.spending.budgets import Budget, add_budget
 
     add_budget(Budget("session", SID, "session", amount, "USD", enforcement))
 
@@ -194,8 +194,8 @@ def test_no_app_exits_3_with_a_clear_message(root: Path) -> None:
 
 def test_a_socket_left_by_a_crash_exits_3(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_session(root, 0.9)
-    path = gate_protocol.socket_path()
-    gate_protocol.ensure_runtime_dir(path.parent)
+    path = protocol.socket_path()
+    protocol.ensure_runtime_dir(path.parent)
     subprocess.run([sys.executable, "-c", CRASH, os.fspath(path)], check=False, timeout=30)
     assert main(gate_args(root, "--estimate", "0.3")) == 3
     assert "left over from a previous run" in capsys.readouterr().err

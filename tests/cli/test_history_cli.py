@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from mity_cost.cli.history import budget_approved, budget_gate
-from mity_cost.core.budgets import default_pricer, period_window
-from mity_cost.core.history import History, model_text
+from mity_cost.core.spending.budgets import default_pricer, period_window
+from mity_cost.core.spending.history import History, model_text
 from tests.cli.cli_helpers import run_cli as run
 from tests.core.history_helpers import session_docs
 

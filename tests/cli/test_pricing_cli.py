@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from mity_cost.core import paths
-from mity_cost.core.documents import KNOWN_MODELS
-from mity_cost.core.estimate import estimate
-from mity_cost.core.layout import session_files
-from mity_cost.core.prices import PriceBook
+from mity_cost.core.factory.documents import KNOWN_MODELS
+from mity_cost.core.factory.layout import session_files
+from mity_cost.core.pricing.estimate import estimate
+from mity_cost.core.pricing.prices import PriceBook
 from tests.cli.cli_helpers import run_cli as run
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mity_cost.core.decisions import Decision, write_decision
+from mity_cost.core.gate.decisions import Decision, write_decision
 
 SMALL = "c2d4f6a8-1b3d-4f5e-8a7c-9e0b2d4f6a81"  # expected total $0.5732883000000001, LLM $0.5232883
 SMALL_TOTAL = 0.5732883000000001
@@ -170,7 +170,7 @@ def test_bad_usage_is_exit_2(example_root: Path) -> None:
 def test_an_exceeded_budget_stops_it_unless_it_only_warns(
     example_root: Path, enforcement: str, code: int, status: str
 ) -> None:
-    from mity_cost.core.budgets import Budget, save_budgets
+    from mity_cost.core.spending.budgets import Budget, save_budgets
 
     save_budgets((Budget("session", None, "session", 0.25, enforcement=enforcement),))  # type: ignore[arg-type]
     done = check(example_root, "--json")
@@ -185,7 +185,7 @@ def test_an_exceeded_budget_stops_it_unless_it_only_warns(
 
 
 def test_a_budget_within_its_amount_lets_it_go_on(example_root: Path) -> None:
-    from mity_cost.core.budgets import Budget, save_budgets
+    from mity_cost.core.spending.budgets import Budget, save_budgets
 
     save_budgets((Budget("session", None, "session", 5.0, enforcement="hard_stop"),))
     done = check(example_root)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mity_cost import cli
-from mity_cost.cli import app as tray_cli
+from mity_cost.cli import tray as tray_cli
 
 SOURCE = Path(tray_cli.__file__)
 

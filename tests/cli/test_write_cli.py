@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from mity_cost.core import factory
-from mity_cost.core.loading import LoadedFeature, LoadedSession, load_feature, load_session
+from mity_cost.core.factory import rules
+from mity_cost.core.factory.loading import LoadedFeature, LoadedSession, load_feature, load_session
 from tests.cli.cli_helpers import run_cli as run
 
 SMALL = "c2d4f6a8-1b3d-4f5e-8a7c-9e0b2d4f6a81"
@@ -38,7 +38,7 @@ def test_record_llm_starts_a_session_and_prints_the_record(empty_root: Path) -> 
     assert done.returncode == 0, done.stderr
     record = json.loads(done.stdout)
     assert record["model"] == "gpt5mini"
-    assert record["cost"] == factory.factory_llm_cost("gpt5mini", 1200, 340)
+    assert record["cost"] == rules.factory_llm_cost("gpt5mini", 1200, 340)
     assert (record["agent"], record["station"], record["feature"]) == ("Analyst", "design", "login")
     session = _session(empty_root, "s1")
     assert session.consistency.consistent
@@ -123,7 +123,7 @@ def test_record_execution_adds_its_range_to_compute(example_root: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     execution = json.loads(done.stdout)
-    assert execution == factory.execution_preset("build", cloud=True)
+    assert execution == rules.execution_preset("build", cloud=True)
     after = _raw(example_root, SMALL)["sessionCost"]["breakdown"]["compute"]
     for key in ("min", "expected", "max"):
         assert after[key] == pytest.approx(before[key] + execution["cost"][key])

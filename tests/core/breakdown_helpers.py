@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mity_cost.core.layout import feature_files, session_files
-from mity_cost.core.loading import LoadedFeature, LoadedSession, LoadError, load_feature, load_session
-from mity_cost.core.state import SessionView, Snapshot
+from mity_cost.core.factory.layout import feature_files, session_files
+from mity_cost.core.factory.loading import LoadedFeature, LoadedSession, LoadError, load_feature, load_session
+from mity_cost.core.live.snapshot import SessionView, Snapshot
 
 BIGGEST = "e9f1a3b5-c7d9-4e1f-a3b5-c7d9e1f3a5b7"
 """The example workspace's biggest session (140 calls, 2 executions)."""

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mity_cost.core.history import History, Kind, RecordRow, Totals, provider_of
+from mity_cost.core.spending.history import History, Kind, RecordRow, Totals, provider_of
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

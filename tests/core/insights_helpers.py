@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
-from mity_cost.core.budgets import Budget, save_budgets
-from mity_cost.core.history import History
-from mity_cost.core.insights import Insights, compute_insights
-from mity_cost.core.prices import Override, PriceBook
+from mity_cost.core.live.snapshot import Snapshot
+from mity_cost.core.pricing.prices import Override, PriceBook
 from mity_cost.core.settings import Settings
-from mity_cost.core.state import Snapshot
+from mity_cost.core.spending.budgets import Budget, save_budgets
+from mity_cost.core.spending.history import History
+from mity_cost.core.spending.insights import Insights, compute_insights
 from tests.core.breakdown_helpers import BIGGEST, WITH_INFRA, snapshot_of
 from tests.core.history_helpers import row
 

@@ -21,12 +21,12 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "mity_cost"
-CORE = sorted((PACKAGE / "core").glob("*.py"))
+CORE = sorted((PACKAGE / "core").rglob("*.py"))
 CLI = sorted((PACKAGE / "cli").glob("*.py"))
 QT = ("PySide6", "shiboken6", "pyqtgraph")
 STDLIB_CORE = {
     "mity_cost.core.money",
-    "mity_cost.core.layout",
+    "mity_cost.core.factory.layout",
     "mity_cost.core.atomic",
     "mity_cost.core.paths",
     "mity_cost.core.settings",
@@ -129,7 +129,7 @@ def test_command_modules_import_only_cheap_things_at_top_level(path: Path) -> No
 def test_the_static_check_sees_function_level_and_relative_imports(tmp_path: Path) -> None:
     sample = PACKAGE / "cli" / "read.py"
     names = {name for _, name in _imports(sample)}
-    assert "mity_cost.core.summary" in names  # imported inside a handler
+    assert "mity_cost.core.figures.summary" in names  # imported inside a handler
     assert "mity_cost.cli.common" in names
 
 
@@ -174,7 +174,9 @@ def test_core_and_cli_import_and_help_without_qt() -> None:
     assert line is not None, done.stderr
     result = json.loads(line.removeprefix("RESULT "))
     assert result["failed"] == []
-    assert {"mity_cost.core.quick", "mity_cost.core.loading", "mity_cost.cli.read"} <= set(result["imported"])
+    assert {"mity_cost.core.gate.fastpath", "mity_cost.core.factory.loading", "mity_cost.cli.read"} <= set(
+        result["imported"]
+    )
     assert len(result["imported"]) >= len(CORE) + len(CLI) - 2
     assert result["qt"] == []
     assert set(result["helps"].values()) == {0}, result["helps"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mity_cost.core import layout, writing
+from mity_cost.core.factory import layout, writing
 from tests.e2e.conftest import XServer
 
 pytestmark = [pytest.mark.xserver, pytest.mark.slow]

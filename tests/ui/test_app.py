@@ -34,13 +34,14 @@ from mity_cost.app import (
     parse_args,
     setup_logging,
 )
-from mity_cost.core import alerts, paths
-from mity_cost.core.alerts import Alert
-from mity_cost.core.budgets import Budget, add_budget
-from mity_cost.core.history import History, default_path
+from mity_cost.core import paths
+from mity_cost.core.gate.thresholds import Level, Severity
+from mity_cost.core.live.snapshot import Snapshot
 from mity_cost.core.settings import Settings, save_settings
-from mity_cost.core.state import Snapshot
-from mity_cost.core.thresholds import Level, Severity
+from mity_cost.core.spending import alerts
+from mity_cost.core.spending.alerts import Alert
+from mity_cost.core.spending.budgets import Budget, add_budget
+from mity_cost.core.spending.history import History, default_path
 from mity_cost.ui.history_worker import HistoryWorker
 from tests.ui.tray_helpers import APP, app_spent, root_snapshot, snapshot, view, with_app
 

@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtGui import QColor, QImage
 from pytestqt.qtbot import QtBot
 
-from mity_cost.core.thresholds import Level
+from mity_cost.core.gate.thresholds import Level
 from mity_cost.ui.badge import (
     ERROR_COLOR,
     ICON_SIZES,

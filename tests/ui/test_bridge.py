@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from pytestqt.qtbot import QtBot
 
-from mity_cost.core import tracker as tracker_module
 from mity_cost.core.atomic import write_bytes_atomic
-from mity_cost.core.layout import session_files
-from mity_cost.core.loading import load_session
-from mity_cost.core.state import Snapshot, WatchStatus
+from mity_cost.core.factory.layout import session_files
+from mity_cost.core.factory.loading import load_session
+from mity_cost.core.live import tracker as tracker_module
+from mity_cost.core.live.snapshot import Snapshot, WatchStatus
 from mity_cost.ui.bridge import Coalescer, WatchBridge
 
 pytestmark = pytest.mark.gui

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
-from mity_cost.core.alerts import merge_twins
-from mity_cost.core.forecast import BurnRate
-from mity_cost.core.insights import Insights
+from mity_cost.core.gate.thresholds import level_for
 from mity_cost.core.money import format_money
-from mity_cost.core.thresholds import level_for
+from mity_cost.core.spending.alerts import merge_twins
+from mity_cost.core.spending.forecast import BurnRate
+from mity_cost.core.spending.insights import Insights
 from mity_cost.ui.badge import LEVEL_COLORS
 from mity_cost.ui.budget_panel import (
     EMPTY_TEXT,

@@ -10,12 +10,12 @@ from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
-from mity_cost.core.history import History
-from mity_cost.core.insights import compute_insights, trend_series
-from mity_cost.core.series import session_series
+from mity_cost.core.breakdown.series import session_series
+from mity_cost.core.figures.summary import group_records
+from mity_cost.core.live.snapshot import Snapshot
 from mity_cost.core.settings import Settings
-from mity_cost.core.state import Snapshot
-from mity_cost.core.summary import group_records
+from mity_cost.core.spending.history import History
+from mity_cost.core.spending.insights import compute_insights, trend_series
 from mity_cost.ui.breakdown_model import format_amount
 from mity_cost.ui.charts import TREND_TAB, CostCharts, model_color
 from tests.core.breakdown_helpers import BIGGEST, WITH_INFRA, session_file, view_of

@@ -15,11 +15,11 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QDialog
 from pytestqt.qtbot import QtBot
 
-from mity_cost.core import decisions
-from mity_cost.core.decisions import Decision
-from mity_cost.core.loading import LoadedSession, load_session
+from mity_cost.core.factory.loading import LoadedSession, load_session
+from mity_cost.core.gate import decisions
+from mity_cost.core.gate.decisions import Decision
+from mity_cost.core.live.snapshot import SessionView, Snapshot
 from mity_cost.core.settings import Settings
-from mity_cost.core.state import SessionView, Snapshot
 from mity_cost.ui.confirmation import MAX_WAITING, ConfirmationController, ConfirmDialog, Verdict
 from tests.conftest import EXAMPLE_ROOT
 
@@ -425,8 +425,8 @@ def test_qt_calls_do_not_use_up_none_or_true(controller: ConfirmationController,
     [Settings(), Settings(currency="EUR", eur_per_usd=0.8), Settings(llm_enabled=False)],
 )
 def test_session_total_follows_the_summary_rules(example_root: Path, settings: Settings) -> None:
-    from mity_cost.core.layout import session_files
-    from mity_cost.core.summary import summarize
+    from mity_cost.core.factory.layout import session_files
+    from mity_cost.core.figures.summary import summarize
     from mity_cost.ui.confirmation import session_total
 
     files = session_files(example_root)

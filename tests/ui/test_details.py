@@ -13,14 +13,14 @@ import pytest
 from PySide6.QtCore import QItemSelectionModel
 from pytestqt.qtbot import QtBot
 
-from mity_cost.core.insights import Insights, trend_series
-from mity_cost.core.loading import LoadError
+from mity_cost.core.factory.loading import LoadError
+from mity_cost.core.figures.summary import summarize
+from mity_cost.core.gate.thresholds import level_for
+from mity_cost.core.live.snapshot import SessionView, Snapshot
 from mity_cost.core.money import format_money
-from mity_cost.core.prices import Override, PriceBook
+from mity_cost.core.pricing.prices import Override, PriceBook
 from mity_cost.core.settings import Settings
-from mity_cost.core.state import SessionView, Snapshot
-from mity_cost.core.summary import summarize
-from mity_cost.core.thresholds import level_for
+from mity_cost.core.spending.insights import Insights, trend_series
 from mity_cost.ui.badge import LEVEL_COLORS
 from mity_cost.ui.breakdown_model import COL_PRICE, UNPRICED
 from mity_cost.ui.charts import TREND_TAB

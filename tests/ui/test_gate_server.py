@@ -1,4 +1,4 @@
-"""The app's end of the confirmation socket, with real clients (``gate_protocol.ask`` and raw sockets)."""
+"""The app's end of the confirmation socket, with real clients (``protocol.ask`` and raw sockets)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from PySide6.QtNetwork import QLocalSocket
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
-from mity_cost.core import gate_protocol
-from mity_cost.core.gate_protocol import Outcome
+from mity_cost.core.gate import protocol
+from mity_cost.core.gate.protocol import Outcome
 from mity_cost.ui import gate_server
 from mity_cost.ui.confirmation import ConfirmationController, ReplyCallback, Verdict
 from mity_cost.ui.gate_server import GateServer
@@ -83,13 +83,13 @@ def server(qtbot: QtBot, handler: FakeHandler) -> Iterator[GateServer]:
 def ask_in_thread(
     pool: ThreadPoolExecutor, root: Path, timeout: float = 10, estimate: float = 0.3
 ) -> Future[Outcome]:
-    return pool.submit(gate_protocol.ask_detailed, SID, root, estimate, "build the container", timeout)
+    return pool.submit(protocol.ask_detailed, SID, root, estimate, "build the container", timeout)
 
 
 def raw_client() -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(5)
-    sock.connect(os.fspath(gate_protocol.socket_path()))
+    sock.connect(os.fspath(protocol.socket_path()))
     return sock
 
 
@@ -143,8 +143,8 @@ def test_stop_removes_the_socket(server: GateServer) -> None:
 
 
 def test_a_socket_left_by_a_crash_is_replaced(qtbot: QtBot, handler: FakeHandler) -> None:
-    path = gate_protocol.socket_path()
-    gate_protocol.ensure_runtime_dir(path.parent)
+    path = protocol.socket_path()
+    protocol.ensure_runtime_dir(path.parent)
     subprocess.run([sys.executable, "-c", CRASH, os.fspath(path)], check=False, timeout=30)
     assert stat.S_ISSOCK(os.lstat(path).st_mode)  # left behind, nobody listening
     srv = GateServer(handler)
@@ -159,8 +159,8 @@ def test_a_socket_left_by_a_crash_is_replaced(qtbot: QtBot, handler: FakeHandler
 
 
 def test_a_live_instance_is_reported_and_not_stolen(qtbot: QtBot, handler: FakeHandler) -> None:
-    path = gate_protocol.socket_path()
-    gate_protocol.ensure_runtime_dir(path.parent)
+    path = protocol.socket_path()
+    protocol.ensure_runtime_dir(path.parent)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as other:
         other.bind(os.fspath(path))
         other.listen(4)
@@ -173,7 +173,7 @@ def test_a_live_instance_is_reported_and_not_stolen(qtbot: QtBot, handler: FakeH
 
 
 def test_something_else_in_the_way_is_left_alone(qtbot: QtBot, handler: FakeHandler) -> None:
-    path = gate_protocol.socket_path()
+    path = protocol.socket_path()
     path.mkdir(parents=True)
     srv = GateServer(handler)
     assert not srv.start()
@@ -182,7 +182,7 @@ def test_something_else_in_the_way_is_left_alone(qtbot: QtBot, handler: FakeHand
 
 
 def test_an_unsafe_folder_is_refused(qtbot: QtBot, handler: FakeHandler) -> None:
-    folder = gate_protocol.socket_path().parent
+    folder = protocol.socket_path().parent
     folder.mkdir(parents=True)
     os.chmod(folder, 0o777)
     srv = GateServer(handler)
@@ -237,7 +237,7 @@ def test_bytes_arriving_one_at_a_time_make_one_request(
         assert handler.requests[0][1:6] == (SID, "/some/root", 0.5, "tests", "USD")
         assert handler.reasons == [""]
         handler.requests[0][6](Verdict("denied", None, "USD", "paused"))
-        answer = gate_protocol.parse_answer(read_until_closed(client, qtbot).rstrip(b"\n"))
+        answer = protocol.parse_answer(read_until_closed(client, qtbot).rstrip(b"\n"))
     assert answer.id == "req-1" and answer.answer == "denied"
 
 
@@ -257,7 +257,7 @@ def test_a_handler_that_fails_gets_the_client_a_no(
     monkeypatch.setattr(handler, "request", broken)
     with raw_client() as client:
         client.sendall(request_bytes())
-        answer = gate_protocol.parse_answer(read_until_closed(client, qtbot).rstrip(b"\n"))
+        answer = protocol.parse_answer(read_until_closed(client, qtbot).rstrip(b"\n"))
     assert answer.answer == "denied" and answer.id == "req-1"
 
 
@@ -286,7 +286,7 @@ def test_a_bad_request_gets_a_denial_that_says_why(
     with raw_client() as client:
         client.sendall(request_bytes(v=2))
         data = read_until_closed(client, qtbot)
-    answer = gate_protocol.parse_answer(data.rstrip())
+    answer = protocol.parse_answer(data.rstrip())
     assert answer.answer == "denied" and answer.message is not None and "version" in answer.message
     assert handler.requests == []
 
@@ -294,7 +294,7 @@ def test_a_bad_request_gets_a_denial_that_says_why(
 def test_a_peer_of_another_user_is_refused(
     server: GateServer, handler: FakeHandler, qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(gate_protocol, "peer_uid_of_fd", lambda fd: os.getuid() + 1)
+    monkeypatch.setattr(protocol, "peer_uid_of_fd", lambda fd: os.getuid() + 1)
     with raw_client() as client:
         client.sendall(request_bytes())
         assert read_until_closed(client, qtbot) == b""
@@ -304,7 +304,7 @@ def test_a_peer_of_another_user_is_refused(
 def test_a_peer_whose_uid_cannot_be_read_is_refused(
     server: GateServer, handler: FakeHandler, qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(gate_protocol, "peer_uid_of_fd", lambda fd: None)
+    monkeypatch.setattr(protocol, "peer_uid_of_fd", lambda fd: None)
     with raw_client() as client:
         client.sendall(request_bytes())
         assert read_until_closed(client, qtbot) == b""
@@ -411,7 +411,7 @@ def test_two_clients_for_two_sessions_are_asked_in_turn(
         write_session(tmp_path, "s-two", 0.95)
         first = ask_in_thread(pool, tmp_path)
         qtbot.waitUntil(lambda: controller.waiting_sessions == (SID,))
-        second = pool.submit(gate_protocol.ask_detailed, "s-two", tmp_path, 0.2, "scan", 10)
+        second = pool.submit(protocol.ask_detailed, "s-two", tmp_path, 0.2, "scan", 10)
         qtbot.waitUntil(lambda: controller.waiting_sessions == (SID, "s-two"))
         assert SID in dialog_of(controller).session.text()
         controller.answer("continue")

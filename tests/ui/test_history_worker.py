@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from pytestqt.qtbot import QtBot
 
-from mity_cost.core import alerts
-from mity_cost.core.budgets import Budget, add_budget
-from mity_cost.core.history import History, default_path
+from mity_cost.core.live.snapshot import Snapshot
 from mity_cost.core.settings import Settings
-from mity_cost.core.state import Snapshot
+from mity_cost.core.spending import alerts
+from mity_cost.core.spending.budgets import Budget, add_budget
+from mity_cost.core.spending.history import History, default_path
 from mity_cost.ui.history_worker import HistoryUpdate, HistoryWorker
 from mity_cost.ui.notifications import NotificationController
 from tests.core.history_helpers import row
@@ -151,7 +151,7 @@ def test_a_broken_history_is_reported_not_raised(
 
 
 def test_a_broken_budgets_file_is_a_problem(qtbot: QtBot, worker: HistoryWorker, example_root: Path) -> None:
-    from mity_cost.core.budgets import budgets_path
+    from mity_cost.core.spending.budgets import budgets_path
 
     budgets_path().parent.mkdir(parents=True, exist_ok=True)
     budgets_path().write_text("{ not json")

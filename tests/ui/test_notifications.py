@@ -11,9 +11,9 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from mity_cost.core import paths
-from mity_cost.core.alerts import Alert, merge_twins
+from mity_cost.core.gate.thresholds import Severity, ThresholdWarning
 from mity_cost.core.settings import Settings
-from mity_cost.core.thresholds import Severity, ThresholdWarning
+from mity_cost.core.spending.alerts import Alert, merge_twins
 from mity_cost.ui.notifications import (
     MAX_ALERT_LINES,
     NotificationController,

@@ -8,10 +8,11 @@ import pytest
 from PySide6.QtWidgets import QDialogButtonBox, QFileDialog
 from pytestqt.qtbot import QtBot
 
-from mity_cost.core import autostart, paths
-from mity_cost.core.budgets import Budget, BudgetError, add_budget, budgets_path, load_budgets
-from mity_cost.core.history import History, HistoryError, default_path
+from mity_cost.core import paths
+from mity_cost.core.desktop import autostart
 from mity_cost.core.settings import Settings, load_saved, load_settings, save_settings
+from mity_cost.core.spending.budgets import Budget, BudgetError, add_budget, budgets_path, load_budgets
+from mity_cost.core.spending.history import History, HistoryError, default_path
 from mity_cost.ui import settings_dialog as module
 from mity_cost.ui.budgets_editor import BudgetsEditor, budget_suggestions
 from mity_cost.ui.settings_dialog import SettingsDialog

@@ -17,13 +17,13 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 from pytestqt.qtbot import QtBot
 
-from mity_cost.core.alerts import Alert
-from mity_cost.core.loading import LoadError
+from mity_cost.core.factory.loading import LoadError
+from mity_cost.core.figures.summary import summarize
+from mity_cost.core.gate.thresholds import Level, Severity, level_for
+from mity_cost.core.live.snapshot import WatchStatus
 from mity_cost.core.money import format_short
 from mity_cost.core.settings import Settings, load_settings
-from mity_cost.core.state import WatchStatus
-from mity_cost.core.summary import summarize
-from mity_cost.core.thresholds import Level, Severity, level_for
+from mity_cost.core.spending.alerts import Alert
 from mity_cost.ui import tray as tray_module
 from mity_cost.ui.badge import Variant
 from mity_cost.ui.tray import (

@@ -8,8 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mity_cost.core.loading import LoadedSession, LoadError, parse_session
-from mity_cost.core.state import SessionView, Snapshot, WatchStatus
+from mity_cost.core.factory.loading import LoadedSession, LoadError, parse_session
+from mity_cost.core.live.snapshot import SessionView, Snapshot, WatchStatus
 from tests.conftest import EXAMPLE_ROOT
 
 _EMPTY_SESSION = EXAMPLE_ROOT / ".mity" / "chat" / "0d1e2f3a-4b5c-4d6e-8f7a-8b9c0d1e2f3a" / "cost.json"
@@ -68,9 +68,9 @@ def snapshot(*views: SessionView, status: WatchStatus | None = None) -> Snapshot
 
 def root_snapshot(root: Path) -> Snapshot:
     """Every session and feature under a root, as the watcher would report them (newest first)."""
-    from mity_cost.core.history import read_runtime
-    from mity_cost.core.layout import feature_files, session_files
-    from mity_cost.core.loading import LoadedFeature, load_feature, load_session
+    from mity_cost.core.factory.layout import feature_files, session_files
+    from mity_cost.core.factory.loading import LoadedFeature, load_feature, load_session
+    from mity_cost.core.spending.history import read_runtime
 
     views = []
     for found in session_files(root):
@@ -106,8 +106,8 @@ def with_app(root: Path, app: str = APP, session: str = BIG_SESSION) -> Path:
 
 def app_spent(snapshot: Snapshot, folder: Path, now: datetime, app: str = APP) -> float:
     """The app's month-to-date spending, from a separate history that took in the same snapshot."""
-    from mity_cost.core.budgets import period_window
-    from mity_cost.core.history import History
+    from mity_cost.core.spending.budgets import period_window
+    from mity_cost.core.spending.history import History
 
     with History(folder / "probe.sqlite3") as probe:
         probe.ingest_snapshot(snapshot, now)

@@ -1,0 +1,1 @@
+"""The desktop around the app: start at login and the health check (``doctor``)."""

@@ -1,0 +1,1 @@
+"""Spending over time: the history, budgets, alerts, forecasts and reports."""
