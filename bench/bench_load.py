@@ -14,7 +14,7 @@ the medians and their ratio are printed.  ``--profile`` adds a cProfile of one c
 ``--breakdown`` also times the parts, each against the same baseline (round-robin): stdlib
 ``json.loads`` alone, pydantic-core's bare JSON parser (``from_json``: no checks at all), the checked
 parse (``SESSION_ADAPTER.validate_json``) with the cycle collector on and paused (``parse_session``
-pauses it for large files), and the Python passes (``check_consistency``, ``summarize``,
+pauses it for large files), and the Python passes (``session_figures``, ``summarize``,
 ``group_records``): where the floor of the candidate is.
 """
 
@@ -34,7 +34,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mity_cost.core.factory.documents import SESSION_ADAPTER
-from mity_cost.core.factory.loading import LoadedSession, check_consistency, parse_session
+from mity_cost.core.factory.figures import session_figures
+from mity_cost.core.factory.loading import LoadedSession, parse_session
 from mity_cost.core.factory.rules import FACTORY_PRICES, new_session, rfc3339
 from mity_cost.core.figures.summary import group_records, summarize
 from mity_cost.core.settings import Settings
@@ -100,7 +101,7 @@ def candidate(data: bytes) -> float:
     loaded = parse_session(data)
     if not isinstance(loaded, LoadedSession):
         raise SystemExit(f"the generated session does not load: {loaded.describe()}")
-    summary = summarize(loaded, Settings())
+    summary = summarize(loaded.figures, Settings())
     groups = group_records(loaded.doc["llmUsage"], "model")
     assert loaded.consistency.consistent and groups
     return summary.total_expected
@@ -149,8 +150,8 @@ def breakdown(data: bytes, repeats: int) -> list[dict[str, Any]]:
         ),
         "validate_json (every check), GC on": SESSION_ADAPTER.validate_json,
         "validate_json (every check), GC paused": _gc_off(SESSION_ADAPTER.validate_json),
-        "check_consistency (fsum, repeated ids)": lambda _: check_consistency(loaded.doc),
-        "summarize": lambda _: summarize(loaded, settings),
+        "session_figures (fsum, repeated ids, tokens)": lambda _: session_figures(loaded.doc),
+        "summarize": lambda _: summarize(loaded.figures, settings),
         "group_records by model": lambda _: group_records(loaded.doc["llmUsage"], "model"),
         "candidate (all of it)": candidate,
     }

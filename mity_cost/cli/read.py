@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from mity_cost.core.factory.loading import LoadedFeature, LoadedSession, LoadError
-    from mity_cost.core.figures.summary import Range
+    from mity_cost.core.money import Range
     from mity_cost.core.settings import Settings
 
 CATEGORIES = ("llm", "compute", "storage", "network", "misc")
@@ -199,7 +199,7 @@ def _load_with_retry(path: Path) -> tuple[LoadedSession | LoadError, bytes | Non
             if not isinstance(parsed, LoadError):
                 from mity_cost.core.factory.loading import LoadedSession
 
-                loaded = LoadedSession(path, parsed.doc, parsed.consistency, raw.size, raw.mtime_ns)
+                loaded = LoadedSession(path, parsed.doc, parsed.figures, raw.size, raw.mtime_ns)
                 return loaded, raw.data
             result = parsed
         if result.kind != "incomplete" or delay is None:
@@ -295,7 +295,7 @@ def run_summary(args: argparse.Namespace) -> int:
     notes: list[str] = []
     sym = settings.symbol
     for root, loaded, _ in _sessions(roots_of(args), args.session, problems):
-        result = summarize(loaded, settings)
+        result = summarize(loaded.figures, settings)
         items.append({**result.to_json(), "sessionId": loaded.session_id, "root": str(root)})
         rows.append(
             [
@@ -351,12 +351,13 @@ def show_data(
 ) -> dict[str, Any]:
     """Everything ``show`` prints, as its JSON document (amounts in the display currency)."""
     from mity_cost.core.factory.documents import is_unknown_model, model_key
-    from mity_cost.core.figures.summary import Range, group_executions, group_records, summarize
+    from mity_cost.core.figures.summary import group_executions, group_records, summarize
+    from mity_cost.core.money import Range
 
     doc = loaded.doc
     scale = settings.convert(1.0, doc["currency"])
     ledger = doc["sessionCost"]
-    summary = summarize(loaded, settings)
+    summary = summarize(loaded.figures, settings)
     unknown = {model_key(r["model"]): is_unknown_model(r["model"]) for r in doc["llmUsage"]}
 
     def groups(by: Any) -> list[dict[str, Any]]:

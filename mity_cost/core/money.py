@@ -1,8 +1,49 @@
-"""Currencies and money formatting (stdlib only: the fast command-line paths import it)."""
+"""Currencies, cost ranges and money formatting (stdlib only: the fast command-line paths import it)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+CURRENCIES: tuple[str, ...] = ("USD", "EUR")
+"""The currencies the factory writes and mity-cost shows."""
 CURRENCY_SYMBOLS: dict[str, str] = {"USD": "$", "EUR": "€"}
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """A min / expected / max cost range (in whatever currency the holder says)."""
+
+    min: float
+    expected: float
+    max: float
+
+    @classmethod
+    def of(cls, item: Mapping[str, Any], scale: float = 1.0) -> Range:
+        """A range from a document's cost item (``{"min", "expected", "max"}``), times ``scale``."""
+        return cls(item["min"] * scale, item["expected"] * scale, item["max"] * scale)
+
+    def scaled(self, scale: float) -> Range:
+        """Each bound times ``scale`` (a currency conversion)."""
+        return Range(self.min * scale, self.expected * scale, self.max * scale)
+
+    def __add__(self, other: Range) -> Range:
+        return Range(self.min + other.min, self.expected + other.expected, self.max + other.max)
+
+    def __sub__(self, other: Range) -> Range:
+        return Range(self.min - other.min, self.expected - other.expected, self.max - other.max)
+
+    @property
+    def spread(self) -> float:
+        """The factory's ± percentage: (max - min) / expected x 50, 0 when expected is 0."""
+        if self.expected == 0 or not math.isfinite(self.expected):
+            return 0.0
+        return (self.max - self.min) / self.expected * 50
+
+
+ZERO = Range(0.0, 0.0, 0.0)
 
 
 def format_money(amount: float, symbol: str) -> str:

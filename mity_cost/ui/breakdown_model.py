@@ -29,7 +29,7 @@ from PySide6.QtGui import QBrush, QColor, QFont, QStandardItem, QStandardItemMod
 from PySide6.QtWidgets import QAbstractItemView, QTreeView
 
 from mity_cost.core.breakdown.tree import ListPrice, Node, same_shape
-from mity_cost.core.figures.summary import Range
+from mity_cost.core.money import Range
 
 Path = tuple[str, ...]
 AnyIndex = QModelIndex | QPersistentModelIndex

@@ -36,12 +36,11 @@ from PySide6.QtWidgets import (
 
 from mity_cost.core.factory import layout
 from mity_cost.core.factory.loading import LoadedSession, load_session
-from mity_cost.core.figures import summary
-from mity_cost.core.figures.summary import Range
+from mity_cost.core.figures import totals
 from mity_cost.core.gate import decisions
 from mity_cost.core.gate.decisions import Decision, DecisionKind
 from mity_cost.core.live.snapshot import SessionView, Snapshot
-from mity_cost.core.money import format_money
+from mity_cost.core.money import Range, format_money
 from mity_cost.core.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -121,8 +120,8 @@ class ConfirmView:
 
 
 def session_total(session: LoadedSession, settings: Settings) -> Range:
-    """The session's total in the display currency (``summary.ledger_total``: O(1), ledger only)."""
-    return summary.ledger_total(session, settings)
+    """The session's total in the display currency (the one rule: ``figures.totals``)."""
+    return totals.session_total(session.figures.ledger, settings)
 
 
 def _session_key(session_dir: Path) -> str:

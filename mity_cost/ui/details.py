@@ -28,7 +28,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,7 @@ from PySide6.QtWidgets import (
 from mity_cost.core.breakdown.series import SessionSeries, session_series
 from mity_cost.core.breakdown.tree import CallCache, Node, build_tree
 from mity_cost.core.factory.documents import LlmUsageRecord
-from mity_cost.core.factory.loading import LoadedFeature, LoadedSession
+from mity_cost.core.factory.loading import LoadedFeature
 from mity_cost.core.figures.summary import RuntimeCostSummary, summarize
 from mity_cost.core.gate.thresholds import Level, level_for
 from mity_cost.core.live.snapshot import SessionView, Snapshot
@@ -126,17 +126,6 @@ _COLUMN_WIDTHS: dict[int, int] = {  # room for "$1,234.56/mo" and "$0.822  Δ-23
     COL_CALLS: 50,
     COL_PRICE: 140,
 }
-
-
-def ledger_summary(session: LoadedSession, settings: Settings) -> RuntimeCostSummary:
-    """``summarize`` without walking the records: the totals come from the ledger alone.
-
-    The header and the picker show the totals, the monthly estimate and the threshold; only the
-    call and token counts need the records (the tree shows those), and counting 100,000 of them on
-    the GUI thread for every update is a stall the window does not need.
-    """
-    light = replace(session, doc={**session.doc, "llmUsage": []})
-    return summarize(light, settings)
 
 
 def humanize(state: str) -> str:
@@ -274,7 +263,6 @@ class DetailsWindow(QWidget):
 
         self.destroyed.connect(stop_insights)
         self._dirty = True
-        self._summaries: dict[int, tuple[Any, RuntimeCostSummary]] = {}
         self._build()
 
     # --- layout -------------------------------------------------------------------------------
@@ -409,8 +397,6 @@ class DetailsWindow(QWidget):
         if settings != self._settings:
             self._body_key = None
         self._settings = settings
-        live = {id(v.loaded) for v in snapshot.sessions if v.loaded is not None}
-        self._summaries = {k: v for k, v in self._summaries.items() if k in live}
         self._render()
 
     def show_session(self, session_id: str | None = None) -> None:
@@ -507,12 +493,7 @@ class DetailsWindow(QWidget):
     def _summary(self, view: SessionView) -> RuntimeCostSummary | None:
         if view.loaded is None:
             return None
-        cached = self._summaries.get(id(view.loaded))
-        if cached is not None and cached[0] is view.loaded:
-            return cached[1]
-        summary = ledger_summary(view.loaded, self._settings)
-        self._summaries[id(view.loaded)] = (view.loaded, summary)
-        return summary
+        return summarize(view.loaded.figures, self._settings)
 
     def _render(self) -> None:
         view = self.current_view()

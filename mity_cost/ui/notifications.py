@@ -195,7 +195,7 @@ class NotificationController(QObject):
     def _total(view: SessionView, settings: Settings) -> float | None:
         assert view.loaded is not None
         try:
-            return summarize(view.loaded, settings).total_expected
+            return summarize(view.loaded.figures, settings).total_expected
         except Exception:  # a validated document should never fail; a slot must not raise
             log.exception("could not summarise session %s", view.session_id)
             return None

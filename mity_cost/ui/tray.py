@@ -151,7 +151,7 @@ def tray_state(snapshot: Snapshot | None, settings: Settings) -> TrayState:
         variant = Variant.ERROR if broken else Variant.IDLE
         return TrayState(settings.symbol, None, variant, headline, "", tuple(notes), None)
     try:
-        summary = summarize(active.loaded, settings)
+        summary = summarize(active.loaded.figures, settings)
     except Exception:  # a validated document should never fail; never let the badge die of it
         log.exception("could not summarise session %s", active.session_id)
         return TrayState(
@@ -212,7 +212,7 @@ def session_label(
         problem: str = "updating…" if view.updating else (view.error.kind if view.error else "no data")
         return f"{name}\t{problem}", None
     try:
-        summary = summarize(view.loaded, settings)
+        summary = summarize(view.loaded.figures, settings)
         updated = view.loaded.doc["updatedAt"]
         age = age_text(updated, now or datetime.now(UTC))
     except Exception:

@@ -434,4 +434,4 @@ def test_session_total_follows_the_summary_rules(example_root: Path, settings: S
     for found in files:
         loaded = load_session(found.path)
         assert isinstance(loaded, LoadedSession)
-        assert session_total(loaded, settings) == summarize(loaded, settings).total
+        assert session_total(loaded, settings) == summarize(loaded.figures, settings).total

@@ -54,7 +54,7 @@ def test_header_shows_the_total_range_progress_and_factory_threshold(
     shown(window, snapshot, settings, BIGGEST)
     view = snapshot.find(BIGGEST)
     assert view is not None and view.loaded is not None
-    summary = summarize(view.loaded, settings)
+    summary = summarize(view.loaded.figures, settings)
     total = summary.total
     assert window.windowTitle() == f"mity-cost — {BIGGEST}"
     assert window.total_label.text() == format_money(total.expected, "$")
@@ -83,7 +83,7 @@ def test_progress_is_partial_under_the_threshold(window: DetailsWindow, example_
     assert view is not None and view.loaded is not None
     settings = Settings(threshold=10.0)
     shown(window, snapshot, settings, WITH_INFRA)
-    fraction = summarize(view.loaded, settings).fraction_of_threshold
+    fraction = summarize(view.loaded.figures, settings).fraction_of_threshold
     assert window.progress.value() == int(fraction * 100)
     assert LEVEL_COLORS[level_for(fraction)] in window.progress.styleSheet()
     assert "OVER" not in window.level_label.text()
@@ -102,7 +102,7 @@ def test_picker_lists_sessions_active_first_and_follows_the_choice(
         text = picker.itemText(i)
         assert (
             view.session_id in text
-            and format_money(summarize(view.loaded, settings).total_expected, "$") in text
+            and format_money(summarize(view.loaded.figures, settings).total_expected, "$") in text
         )
     active = snapshot.active
     assert active is not None and picker.currentData() == active.session_id
@@ -128,7 +128,8 @@ def test_updating_keeps_the_last_good_figures(window: DetailsWindow, example_roo
     shown(window, replace(snapshot, sessions=sessions), Settings(), BIGGEST)
     assert window.updating_label.isVisibleTo(window) and "Updating" in window.updating_label.text()
     assert not window.error_label.isVisibleTo(window)
-    assert window.total_label.text() == format_money(summarize(view.loaded, Settings()).total_expected, "$")
+    expected = summarize(view.loaded.figures, Settings()).total_expected
+    assert window.total_label.text() == format_money(expected, "$")
     assert "updating" in window.picker.currentText()
 
 
@@ -146,7 +147,8 @@ def test_bad_file_shows_its_error_and_keeps_the_last_good_figures(
     text = window.error_label.text()
     assert window.error_label.isVisibleTo(window)
     assert "greater than or equal to 0" in text and "llmUsage.3.cost" in text and "last good" in text
-    assert window.total_label.text() == format_money(summarize(view.loaded, Settings()).total_expected, "$")
+    expected = summarize(view.loaded.figures, Settings()).total_expected
+    assert window.total_label.text() == format_money(expected, "$")
     assert window.model.rowCount() > 0
 
 
@@ -187,7 +189,7 @@ def test_conversion_and_llm_disabled_notes(window: DetailsWindow, example_root: 
     assert view is not None and view.loaded is not None
     settings = Settings(currency="EUR", llm_enabled=False, env_overrides=frozenset({"llm_enabled"}))
     shown(window, snapshot, settings, BIGGEST)
-    summary = summarize(view.loaded, settings)
+    summary = summarize(view.loaded.figures, settings)
     assert window.total_label.text() == format_money(summary.total_expected, "€")
     assert "converted from USD" in window.info_label.text()
     assert window.llm_label.isVisibleTo(window) and "MITY_COST_LLM_ENABLED" in window.llm_label.text()

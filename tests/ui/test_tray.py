@@ -89,7 +89,7 @@ def test_state_of_the_active_session_matches_the_core() -> None:
     settings = Settings()
     state = tray_state(snap, settings)
     assert snap.sessions[0].loaded is not None
-    summary = summarize(snap.sessions[0].loaded, settings)
+    summary = summarize(snap.sessions[0].loaded.figures, settings)
     assert state.text == format_short(summary.total_expected, "$")
     assert state.level is level_for(summary.fraction_of_threshold) is Level.WARNING
     assert state.variant is Variant.NORMAL

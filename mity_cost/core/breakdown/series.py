@@ -23,8 +23,9 @@ import numpy.typing as npt
 
 from mity_cost.core.factory.documents import LlmUsageRecord, ModelName, model_key, model_label
 from mity_cost.core.factory.loading import LoadedSession
-from mity_cost.core.figures.summary import NONE_LABEL, Range
+from mity_cost.core.figures.summary import NONE_LABEL
 from mity_cost.core.live.snapshot import SessionView
+from mity_cost.core.money import Range
 from mity_cost.core.settings import Settings
 
 FloatArray = npt.NDArray[np.float64]

@@ -40,8 +40,9 @@ from mity_cost.core.factory.documents import (
     model_label,
 )
 from mity_cost.core.factory.loading import LoadedFeature, LoadedSession
-from mity_cost.core.figures.summary import ZERO, Range, group_executions, summarize, summarize_feature
+from mity_cost.core.figures.summary import group_executions, summarize, summarize_feature
 from mity_cost.core.live.snapshot import SessionView
+from mity_cost.core.money import ZERO, Range
 from mity_cost.core.pricing.prices import PriceBook
 from mity_cost.core.settings import Settings
 
@@ -900,7 +901,7 @@ def build_tree(
         sections.append(other)
     sections.append(_infra_section(session, scale))
     sections.append(_features_section(view, session, features, settings, feature_errors))
-    summary = summarize(session, settings)
+    summary = summarize(session.figures, settings)
     notes = [summary.summary]
     note = settings.conversion_note(doc["currency"])
     if note:

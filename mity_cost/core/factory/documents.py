@@ -8,13 +8,14 @@ what comes out is plain dicts that can be written back without losing a key.  Un
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Literal, NotRequired
 
 from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
+from mity_cost.core.factory.figures import model_key as model_key
 from mity_cost.core.money import CURRENCY_SYMBOLS as CURRENCY_SYMBOLS
+from mity_cost.core.money import Range
 
 Amount = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 """A finite, non-negative amount of money (a JSON number: never a string or a boolean)."""
@@ -158,14 +159,6 @@ SESSION_ADAPTER: TypeAdapter[SessionCostState] = TypeAdapter(SessionCostState)
 FEATURE_ADAPTER: TypeAdapter[FeatureCostDelta] = TypeAdapter(FeatureCostDelta)
 
 
-def model_key(model: ModelName) -> str:
-    """A stable text key for a record's model: ``"gpt5mini"``, ``"unknown:gpt-4o"``."""
-    if isinstance(model, str):
-        return model
-    (tag, name), *_ = model.items() if model else (("unknown", ""),)
-    return f"{tag}:{name}"
-
-
 def model_label(model: ModelName) -> str:
     """What to show a person: the factory's variant, or the name it did not recognise."""
     if isinstance(model, str):
@@ -192,7 +185,4 @@ def zero_item() -> CostItem:
 
 def spread_percent(item: CostItem) -> float:
     """The factory's ± figure: (max - min) / expected x 50, 0 when expected is 0."""
-    expected = item["expected"]
-    if expected == 0 or not math.isfinite(expected):
-        return 0.0
-    return (item["max"] - item["min"]) / expected * 50
+    return Range.of(item).spread

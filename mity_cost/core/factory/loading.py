@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import math
 import os
 import stat
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from mity_cost.core.factory.documents import (
     FeatureCostDelta,
     SessionCostState,
 )
+from mity_cost.core.factory.figures import Consistency, SessionFigures, session_figures
 from mity_cost.core.factory.layout import feature_files, session_files
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -57,40 +56,13 @@ class LoadError:
 
 
 @dataclass(frozen=True)
-class Consistency:
-    """Whether the ledger agrees with the records it was built from."""
-
-    ledger_llm: float
-    records_llm: float
-    duplicate_ids: tuple[str, ...] = ()
-
-    @property
-    def consistent(self) -> bool:
-        """Ledger equals the sum of record costs (to float noise) and no ``id`` repeats."""
-        close = math.isclose(self.ledger_llm, self.records_llm, rel_tol=1e-9, abs_tol=1e-9)
-        return close and not self.duplicate_ids
-
-    def describe(self) -> str:
-        """What disagrees, with both numbers."""
-        parts = []
-        if not math.isclose(self.ledger_llm, self.records_llm, rel_tol=1e-9, abs_tol=1e-9):
-            parts.append(
-                f"ledger LLM cost {self.ledger_llm:.6f} but its records sum to {self.records_llm:.6f}"
-            )
-        if self.duplicate_ids:
-            shown = ", ".join(self.duplicate_ids[:3])
-            more = f" (+{len(self.duplicate_ids) - 3} more)" if len(self.duplicate_ids) > 3 else ""
-            parts.append(f"{len(self.duplicate_ids)} repeated record id(s): {shown}{more}")
-        return "; ".join(parts) or "consistent"
-
-
-@dataclass(frozen=True)
 class LoadedSession:
     """A checked ``cost.json``."""
 
     path: Path | None
     doc: SessionCostState
-    consistency: Consistency
+    figures: SessionFigures
+    """Computed once, when the document was checked (``factory.figures``)."""
     size: int = 0
     mtime_ns: int = 0
 
@@ -98,6 +70,11 @@ class LoadedSession:
     def session_id(self) -> str:
         """The session's id as the factory wrote it."""
         return self.doc["sessionId"]
+
+    @property
+    def consistency(self) -> Consistency:
+        """Whether the ledger agrees with the records (part of the figures)."""
+        return self.figures.consistency
 
 
 @dataclass(frozen=True)
@@ -173,22 +150,6 @@ def read_bounded(path: Path, max_bytes: int = MAX_FILE_BYTES) -> _Raw | LoadErro
         os.close(fd)
 
 
-def check_consistency(doc: SessionCostState) -> Consistency:
-    """Compare the ledger's LLM figure with the sum of its records, and look for repeated ids.
-
-    Python-level loops on purpose: ``fsum(map(itemgetter(...)))`` would be ~2 ms faster on 100,000
-    records but hold the GIL for 6-9 ms at a stretch, and the tray's worker thread runs this while
-    the GUI thread waits for the GIL (``core/live/tracker.py`` keeps every GIL hold to a few ms).
-    """
-    records = doc["llmUsage"]
-    total = math.fsum(record["cost"] for record in records)
-    ids = [record["id"] for record in records]
-    duplicates: tuple[str, ...] = ()
-    if len(set(ids)) != len(ids):
-        duplicates = tuple(sorted(i for i, n in Counter(ids).items() if n > 1))
-    return Consistency(doc["sessionCost"]["breakdown"]["llm"]["expected"], total, duplicates)
-
-
 _GC_PAUSE_BYTES = 1024 * 1024
 
 
@@ -219,7 +180,7 @@ def parse_session(data: bytes, path: Path | None = None) -> LoadedSession | Load
         # slice by slice.)
         with gc_paused() if len(body) >= _GC_PAUSE_BYTES else contextlib.nullcontext():
             doc = SESSION_ADAPTER.validate_json(body)
-        return LoadedSession(path, doc, check_consistency(doc), size=len(data))
+        return LoadedSession(path, doc, session_figures(doc), size=len(data))
     except ValidationError as exc:
         return _error_from_validation(exc, path)
     except Exception as exc:  # noqa: BLE001 - the boundary: no exception escapes, whatever the bytes
@@ -247,7 +208,7 @@ def load_session(path: Path, max_bytes: int = MAX_FILE_BYTES) -> LoadedSession |
     result = parse_session(raw.data, path)
     if isinstance(result, LoadError):
         return result
-    return LoadedSession(path, result.doc, result.consistency, raw.size, raw.mtime_ns)
+    return LoadedSession(path, result.doc, result.figures, raw.size, raw.mtime_ns)
 
 
 def load_feature(path: Path, app: str, max_bytes: int = MAX_FILE_BYTES) -> LoadedFeature | LoadError:

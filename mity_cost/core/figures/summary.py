@@ -1,4 +1,4 @@
-"""What the app computes from a session: the factory's ``RuntimeCostSummary`` and the breakdowns."""
+"""What the app shows of a session: the factory's ``RuntimeCostSummary`` (from its figures), groupings."""
 
 from __future__ import annotations
 
@@ -8,47 +8,19 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mity_cost.core.factory.documents import (
-    CostItem,
     FeatureCostDelta,
     LlmUsageRecord,
     execution_label,
     model_key,
     model_label,
-    spread_percent,
 )
+from mity_cost.core.factory.figures import SessionFigures
 from mity_cost.core.factory.loading import LoadedFeature, LoadedSession
-from mity_cost.core.money import CURRENCY_SYMBOLS
+from mity_cost.core.figures.totals import in_display_currency, session_total
+from mity_cost.core.money import CURRENCY_SYMBOLS, ZERO, Range
 from mity_cost.core.settings import Settings
 
 NONE_LABEL = "(none)"
-
-
-@dataclass(frozen=True)
-class Range:
-    """A min / expected / max range in the display currency."""
-
-    min: float
-    expected: float
-    max: float
-
-    @classmethod
-    def of(cls, item: CostItem, scale: float = 1.0) -> Range:
-        """A range from a document's cost item, converted by ``scale``."""
-        return cls(item["min"] * scale, item["expected"] * scale, item["max"] * scale)
-
-    def __add__(self, other: Range) -> Range:
-        return Range(self.min + other.min, self.expected + other.expected, self.max + other.max)
-
-    def __sub__(self, other: Range) -> Range:
-        return Range(self.min - other.min, self.expected - other.expected, self.max - other.max)
-
-    @property
-    def spread(self) -> float:
-        """The factory's ± percentage."""
-        return spread_percent({"min": self.min, "expected": self.expected, "max": self.max})
-
-
-ZERO = Range(0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -109,47 +81,27 @@ def summary_line(total: Range, monthly: Range, symbol: str) -> str:
     )
 
 
-def ledger_total(session: LoadedSession, settings: Settings) -> Range:
-    """The session total in the display currency, from the ledger alone (O(1), no record walk).
-
-    With LLM costs disabled the other four categories are summed (as the factory sums the five)
-    rather than the LLM part subtracted from the total, which would leave float noise behind.
-    """
-    doc = session.doc
-    scale = settings.convert(1.0, doc["currency"])
-    ledger = doc["sessionCost"]
-    if settings.llm_enabled:
-        return Range.of(ledger["total"], scale)
-    total = ZERO
-    for category in ("compute", "storage", "network", "misc"):
-        total = total + Range.of(ledger["breakdown"][category], scale)
-    return total
-
-
-def summarize(session: LoadedSession, settings: Settings) -> RuntimeCostSummary:
-    """The ``RuntimeCostSummary`` of one session under the given settings.
+def summarize(figures: SessionFigures, settings: Settings) -> RuntimeCostSummary:
+    """The ``RuntimeCostSummary`` of one session under the given settings (no record walk).
 
     With the defaults and a USD session the figures equal the factory's own ``costSummary``.
     """
-    doc = session.doc
-    scale = settings.convert(1.0, doc["currency"])
-    ledger = doc["sessionCost"]
-    total = ledger_total(session, settings)
-    llm = Range.of(ledger["breakdown"]["llm"], scale)
-    monthly = Range.of(doc["infraCost"]["total"], scale)
-    records = doc["llmUsage"]
-    tokens = sum(r["inputTokens"] + r["outputTokens"] for r in records)
+    ledger = figures.ledger
+    total = session_total(ledger, settings)
+    llm = in_display_currency(ledger.llm, ledger.currency, settings)
+    compute = in_display_currency(ledger.compute, ledger.currency, settings)
+    monthly = in_display_currency(figures.monthly, ledger.currency, settings)
     symbol = CURRENCY_SYMBOLS[settings.currency]
     return RuntimeCostSummary(
         total_expected=total.expected,
         total_min=total.min,
         total_max=total.max,
         llm_cost=llm.expected,
-        compute_cost=ledger["breakdown"]["compute"]["expected"] * scale,
+        compute_cost=compute.expected,
         monthly_infra=monthly.expected,
         currency=symbol,
-        llm_calls=len(records),
-        total_tokens=tokens,
+        llm_calls=figures.calls,
+        total_tokens=figures.total_tokens,
         exceeds_threshold=total.expected > settings.threshold,
         threshold=settings.threshold,
         summary=summary_line(total, monthly, symbol),

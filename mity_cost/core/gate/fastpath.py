@@ -20,14 +20,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+from mity_cost.core.factory.figures import CATEGORIES, Ledger
 from mity_cost.core.factory.layout import session_path
+from mity_cost.core.figures.totals import session_total
 from mity_cost.core.gate import decisions
 from mity_cost.core.gate.decisions import Decision
+from mity_cost.core.money import CURRENCIES, Range
 from mity_cost.core.settings import Settings
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
 """Same limit as ``core/factory/loading.py``: larger files are refused unread."""
-CURRENCIES = ("USD", "EUR")
 _BOM = b"\xef\xbb\xbf"
 
 QuickKind = Literal["incomplete", "invalid", "unreadable", "too-large", "missing"]
@@ -190,26 +192,38 @@ Triple = tuple[float, float, float]
 
 
 class QuickSession(NamedTuple):
-    """The figures of one ``cost.json`` a threshold decision needs, in the file's currency."""
+    """The figures of one ``cost.json`` a threshold decision needs: its ledger, in the file's currency."""
 
     session_id: str
     path: Path | None
-    currency: str
-    total: Triple
-    llm: Triple
+    ledger: Ledger
+
+    @property
+    def currency(self) -> str:
+        """The document's currency."""
+        return self.ledger.currency
+
+    @property
+    def total(self) -> Triple:
+        """The ledger's total (min, expected, max) as written."""
+        return _triple(self.ledger.total)
+
+    @property
+    def llm(self) -> Triple:
+        """The ledger's LLM part (min, expected, max) as written."""
+        return _triple(self.ledger.llm)
 
     def display_total(self, settings: Settings) -> Triple:
-        """min / expected / max in the display currency, LLM costs left out when they are disabled."""
-        scale = settings.convert(1.0, self.currency)
-        total = self.total
-        if not settings.llm_enabled:
-            total = (total[0] - self.llm[0], total[1] - self.llm[1], total[2] - self.llm[2])
-        low, mid, high = (max(0.0, v * scale) for v in total)
-        return low, mid, high
+        """min / expected / max in the display currency, by the one rule (``figures.totals``)."""
+        return _triple(session_total(self.ledger, settings))
+
+
+def _triple(value: Range) -> Triple:
+    return value.min, value.expected, value.max
 
 
 def parse_session(data: bytes, path: Path | None = None) -> QuickSession:
-    """The totals of a ``cost.json``; raises :class:`QuickError`."""
+    """The ledger of a ``cost.json``; raises :class:`QuickError`."""
     doc = parse_json(data, path)
     if not isinstance(doc, dict):
         raise QuickError(path, "invalid", f"expected a JSON object, got {type(doc).__name__}")
@@ -220,8 +234,9 @@ def parse_session(data: bytes, path: Path | None = None) -> QuickSession:
     ledger_currency = _field(doc, "sessionCost.currency", path)
     _currency(ledger_currency, "sessionCost.currency", path)
     total = _range(doc, "sessionCost.total", path)
-    llm = _range(doc, "sessionCost.breakdown.llm", path)
-    return QuickSession(session_id, path, currency, total, llm)
+    parts = [_range(doc, f"sessionCost.breakdown.{name}", path) for name in CATEGORIES]
+    ledger = Ledger(currency, Range(*total), *(Range(*part) for part in parts))
+    return QuickSession(session_id, path, ledger)
 
 
 def read_session(path: Path, attempts: int = 5, pause: float = 0.02) -> QuickSession:

@@ -26,11 +26,11 @@ from pydantic import TypeAdapter
 
 from mity_cost.core.factory import layout
 from mity_cost.core.factory.documents import SESSION_ADAPTER, LlmUsageRecord, SessionCostState
+from mity_cost.core.factory.figures import session_figures
 from mity_cost.core.factory.loading import (
     LoadedFeature,
     LoadedSession,
     LoadError,
-    check_consistency,
     gc_paused,
     load_feature,
     load_session,
@@ -439,7 +439,7 @@ def load_large_session(path: Path) -> LoadedSession | LoadError:
         result = parse_session(raw.data, path)
     if isinstance(result, LoadError):
         return result
-    return LoadedSession(path, result.doc, result.consistency, raw.size, raw.mtime_ns)
+    return LoadedSession(path, result.doc, result.figures, raw.size, raw.mtime_ns)
 
 
 def parse_session_sliced(data: bytes, path: Path | None = None) -> LoadedSession | LoadError | None:
@@ -489,7 +489,7 @@ def parse_session_sliced(data: bytes, path: Path | None = None) -> LoadedSession
     finally:
         view.release()
     doc["llmUsage"] = records
-    return LoadedSession(path, doc, check_consistency(doc), size=len(data))
+    return LoadedSession(path, doc, session_figures(doc), size=len(data))
 
 
 def _share_zones(records: list[LlmUsageRecord], zones: dict[timedelta | None, tzinfo]) -> None:

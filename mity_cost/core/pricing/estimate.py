@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from mity_cost.core.factory.documents import KNOWN_MODELS, ModelName, model_key
 from mity_cost.core.factory.rules import FACTORY_PRICES, detect_model, factory_llm_cost
-from mity_cost.core.figures.summary import Range
+from mity_cost.core.money import Range
 from mity_cost.core.pricing.prices import (
     FACTORY_MODEL_NAMES,
     FACTORY_MODEL_PROVIDERS,

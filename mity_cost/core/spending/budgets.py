@@ -29,9 +29,11 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
 from mity_cost.core import paths
 from mity_cost.core.atomic import locked, write_json_atomic
+from mity_cost.core.factory.figures import CATEGORIES, Ledger
+from mity_cost.core.figures.totals import session_total
 from mity_cost.core.gate.thresholds import Level, clean_levels, crossed, level_for
-from mity_cost.core.money import money_in
-from mity_cost.core.settings import DEFAULT_EUR_PER_USD, DEFAULT_WARNING_LEVELS, Settings
+from mity_cost.core.money import Range, money_in
+from mity_cost.core.settings import DEFAULT_EUR_PER_USD, DEFAULT_WARNING_LEVELS, DisplayCurrency, Settings
 from mity_cost.core.spending.history import (
     CURRENCIES,
     AppResolver,
@@ -260,9 +262,21 @@ class LiveSession:
 
     session_id: str
     total: Totals
+    """The total by the one rule (``figures.totals``) in the session's own currency."""
     currency: str
     app: str | None = None
     models: frozenset[str] = frozenset()
+    ledger: Ledger | None = None
+    llm_enabled: bool = True
+
+    def total_in(self, currency: str, eur_per_usd: float) -> Totals:
+        """The total in another currency, by the same rule as every other consumer's (``==`` theirs)."""
+        if self.ledger is None:
+            scale = rates_for(currency, eur_per_usd).get(self.currency, 1.0)
+            t = self.total
+            return Totals(t.min * scale, t.expected * scale, t.max * scale, t.calls)
+        value = session_total(self.ledger, _rule(currency, self.llm_enabled, eur_per_usd))
+        return Totals(value.min, value.expected, value.max, self.total.calls)
 
 
 def live_session(
@@ -271,16 +285,21 @@ def live_session(
     """A :class:`LiveSession` from a session document (validated or raw JSON); ``None`` if unusable."""
     session_id = doc.get("sessionId")
     currency = doc.get("currency")
-    ledger = doc.get("sessionCost")
-    if not isinstance(session_id, str) or currency not in CURRENCIES or not isinstance(ledger, Mapping):
+    estimate = doc.get("sessionCost")
+    if not isinstance(session_id, str) or currency not in CURRENCIES or not isinstance(estimate, Mapping):
         return None
-    total = _item(ledger.get("total"))
-    breakdown = ledger.get("breakdown")
-    llm = _item(breakdown.get("llm")) if isinstance(breakdown, Mapping) else None
+    total = _item(estimate.get("total"))
+    breakdown = estimate.get("breakdown")
+    parts = [_item(breakdown.get(name)) if isinstance(breakdown, Mapping) else None for name in CATEGORIES]
     if total is None:
         return None
-    if not llm_enabled and llm is not None:
-        total = tuple(max(0.0, t - x) for t, x in zip(total, llm, strict=True))  # type: ignore[assignment]
+    ledger: Ledger | None = None
+    if all(part is not None for part in parts):
+        ledger = Ledger(str(currency), Range(*total), *(Range(*p) for p in parts if p is not None))
+        own = session_total(ledger, _rule(str(currency), llm_enabled))
+        total = (own.min, own.expected, own.max)
+    elif not llm_enabled:
+        return None  # no breakdown to leave the LLM part out of: not a total anyone could trust
     records = doc.get("llmUsage")
     models = frozenset(
         m
@@ -296,21 +315,44 @@ def live_session(
         app = AppResolver.for_root(root, runtime).app_for(None)
     calls = len(records) if isinstance(records, list) else 0
     return LiveSession(
-        session_id, Totals(*total, calls), str(currency), app, models if llm_enabled else frozenset()
+        session_id,
+        Totals(*total, calls),
+        str(currency),
+        app,
+        models if llm_enabled else frozenset(),
+        ledger,
+        llm_enabled,
     )
 
 
 def live_sessions(snapshot: Snapshot, settings: Settings) -> dict[str, LiveSession]:
-    """The :class:`LiveSession` of every loaded session of a watcher snapshot (for :func:`evaluate`)."""
+    """The :class:`LiveSession` of every loaded session of a watcher snapshot (for :func:`evaluate`),
+    from the figures the loader computed (no record walk)."""
     out: dict[str, LiveSession] = {}
     for view in snapshot.sessions:
         if view.loaded is None:
             continue
         app = AppResolver.for_root(view.root, view.runtime).app_for(None)
-        live = live_session(view.loaded.doc, llm_enabled=settings.llm_enabled, app=app)
-        if live is not None:
-            out.setdefault(live.session_id, live)
+        figures = view.loaded.figures
+        own = session_total(figures.ledger, _rule(figures.currency, settings.llm_enabled))
+        live = LiveSession(
+            figures.session_id,
+            Totals(own.min, own.expected, own.max, figures.calls),
+            figures.currency,
+            app,
+            frozenset(figures.models) if settings.llm_enabled else frozenset(),
+            figures.ledger,
+            settings.llm_enabled,
+        )
+        out.setdefault(live.session_id, live)
     return out
+
+
+def _rule(currency: str, llm_enabled: bool, eur_per_usd: float = DEFAULT_EUR_PER_USD) -> Settings:
+    """Settings that make ``session_total`` answer in ``currency`` (the budgets' own currencies)."""
+    return Settings(
+        currency=cast(DisplayCurrency, currency), llm_enabled=llm_enabled, eur_per_usd=eur_per_usd
+    )
 
 
 def _item(value: object) -> tuple[float, float, float] | None:
@@ -577,10 +619,7 @@ def _status(
             spent, models = Totals(), set()
             notes.append("no session to measure")
         elif budget.period == "session" and dim == "overall" and live is not None:
-            scale = rates.get(live.currency, 1.0)
-            spent = Totals(
-                live.total.min * scale, live.total.expected * scale, live.total.max * scale, live.total.calls
-            )
+            spent = live.total_in(budget.currency, settings.eur_per_usd or DEFAULT_EUR_PER_USD)
             models = set(live.models) | history.models_used(session_id=sid)
         else:
             by = None if dim == "overall" else dim

@@ -37,7 +37,7 @@ def test_cumulative_curves_end_at_the_records_and_executions_totals(example_root
     assert math.isclose(final.expected, llm + math.fsum(r["cost"]["expected"] for r in runs))
     assert math.isclose(final.min, llm + math.fsum(r["cost"]["min"] for r in runs))
     assert math.isclose(final.max, llm + math.fsum(r["cost"]["max"] for r in runs))
-    total = summarize(view.loaded, Settings()).total  # a consistent session: the ledger agrees
+    total = summarize(view.loaded.figures, Settings()).total  # a consistent session: the ledger agrees
     assert all(
         math.isclose(a, b)
         for a, b in zip(
@@ -77,7 +77,7 @@ def test_llm_disabled_and_currency(example_root: Path) -> None:
     off = cumulative_series(view, Settings(llm_enabled=False))
     assert off.events == len(view.loaded.doc["executionCosts"])
     assert math.isclose(
-        off.final.expected, summarize(view.loaded, Settings(llm_enabled=False)).total_expected
+        off.final.expected, summarize(view.loaded.figures, Settings(llm_enabled=False)).total_expected
     )
     usd = cumulative_series(view, Settings())
     eur = cumulative_series(view, Settings(currency="EUR", eur_per_usd=0.5))

@@ -56,7 +56,7 @@ def test_sections_equal_the_summary_for_every_example(example_root: Path) -> Non
     assert len(views) == 6
     for view in views:
         assert view.loaded is not None
-        summary = summarize(view.loaded, settings)
+        summary = summarize(view.loaded.figures, settings)
         tree = build_tree(view, features, settings)
         assert tree.cost == summary.total
         assert tree.tokens == summary.total_tokens and tree.calls == summary.llm_calls
@@ -230,7 +230,7 @@ def test_llm_disabled_leaves_llm_out_of_the_total_but_shows_it(example_root: Pat
     assert view.loaded is not None
     settings = Settings(llm_enabled=False)
     tree = build_tree(view, (), settings)
-    assert tree.cost == summarize(view.loaded, settings).total
+    assert tree.cost == summarize(view.loaded.figures, settings).total
     llm = section(tree, "llm")
     assert llm.cost is not None and llm.cost.expected > 0
     assert any("left out" in note for note in llm.notes)

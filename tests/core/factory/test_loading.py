@@ -12,12 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mity_cost.core.factory.figures import Consistency, session_figures
 from mity_cost.core.factory.loading import (
-    Consistency,
     LoadedFeature,
     LoadedSession,
     LoadError,
-    check_consistency,
     load_feature,
     load_root,
     load_session,
@@ -322,7 +321,7 @@ def test_float_noise_is_not_an_inconsistency() -> None:
 def test_check_consistency_on_a_validated_document() -> None:
     result = load_session(RICH)
     assert isinstance(result, LoadedSession)
-    again = check_consistency(result.doc)
+    again = session_figures(result.doc).consistency
     assert again == result.consistency
     assert again.records_llm == pytest.approx(again.ledger_llm)
 

@@ -23,13 +23,13 @@ from mity_cost.core.factory.loading import (
 )
 from mity_cost.core.figures.summary import (
     NONE_LABEL,
-    Range,
     features_by_app,
     group_executions,
     group_records,
     summarize,
     summary_line,
 )
+from mity_cost.core.money import Range
 from mity_cost.core.settings import DEFAULT_EUR_PER_USD, DisplayCurrency, Settings, load_settings
 from tests.conftest import EXAMPLE_ROOT, EXAMPLES, REAL_SAMPLES
 
@@ -73,7 +73,7 @@ def _parse(doc: dict[str, Any]) -> LoadedSession:
 @pytest.mark.parametrize("expected", EXPECTED, ids=lambda e: e["sessionId"])
 def test_summary_equals_expected_summaries_figure_for_figure(expected: dict[str, Any]) -> None:
     session = _load(EXAMPLE_ROOT / ".mity/chat" / expected["sessionId"] / "cost.json")
-    got = summarize(session, Settings()).to_json()
+    got = summarize(session.figures, Settings()).to_json()
     assert {k: got[k] for k in expected if k != "sessionId"} == {
         k: v for k, v in expected.items() if k != "sessionId"
     }
@@ -89,7 +89,7 @@ def test_every_example_session_has_an_expected_summary() -> None:
 @pytest.mark.parametrize("folder", REAL_DIRS, ids=lambda p: p.name)
 def test_summary_equals_the_factorys_runtime_cost_summary(folder: Path) -> None:
     factory = json.loads((folder / "runtime.json").read_bytes())["costSummary"]
-    got = summarize(_load(folder / "cost.json"), Settings()).to_json()
+    got = summarize(_load(folder / "cost.json").figures, Settings()).to_json()
     assert {k: got[k] for k in FACTORY_KEYS} == {k: factory[k] for k in FACTORY_KEYS}
     assert set(factory) == {*FACTORY_KEYS, "threshold", "exceedsThreshold"}
 
@@ -97,7 +97,7 @@ def test_summary_equals_the_factorys_runtime_cost_summary(folder: Path) -> None:
 @pytest.mark.parametrize("folder", REAL_DIRS, ids=lambda p: p.name)
 def test_with_the_factorys_threshold_even_exceeds_matches(folder: Path) -> None:
     factory = json.loads((folder / "runtime.json").read_bytes())["costSummary"]
-    got = summarize(_load(folder / "cost.json"), Settings(threshold=factory["threshold"])).to_json()
+    got = summarize(_load(folder / "cost.json").figures, Settings(threshold=factory["threshold"])).to_json()
     assert got["exceedsThreshold"] == factory["exceedsThreshold"]
     assert got["threshold"] == factory["threshold"]
 
@@ -139,17 +139,17 @@ def test_features_are_grouped_per_app_with_totals() -> None:
 def test_exceeds_threshold_is_strict_on_the_expected_value() -> None:
     session = _load(RICH)
     total = session.doc["sessionCost"]["total"]["expected"]
-    assert not summarize(session, Settings(threshold=total)).exceeds_threshold
-    assert summarize(session, Settings(threshold=math.nextafter(total, 0))).exceeds_threshold
+    assert not summarize(session.figures, Settings(threshold=total)).exceeds_threshold
+    assert summarize(session.figures, Settings(threshold=math.nextafter(total, 0))).exceeds_threshold
     over_max_only = Settings(threshold=(total + session.doc["sessionCost"]["total"]["max"]) / 2)
-    assert not summarize(session, over_max_only).exceeds_threshold
+    assert not summarize(session.figures, over_max_only).exceeds_threshold
 
 
 def test_fraction_of_threshold() -> None:
     session = _load(RICH)
-    summary = summarize(session, Settings(threshold=2.0))
+    summary = summarize(session.figures, Settings(threshold=2.0))
     assert summary.fraction_of_threshold == summary.total_expected / 2.0
-    assert summarize(session, Settings(threshold=0.0)).fraction_of_threshold == math.inf
+    assert summarize(session.figures, Settings(threshold=0.0)).fraction_of_threshold == math.inf
 
 
 @pytest.mark.parametrize(
@@ -171,7 +171,7 @@ def test_summary_line_to_the_character(total: Range, monthly: Range, line: str) 
 def test_llm_costs_left_out_when_disabled() -> None:
     session = _load(RICH)
     ledger = session.doc["sessionCost"]
-    summary = summarize(session, Settings(llm_enabled=False))
+    summary = summarize(session.figures, Settings(llm_enabled=False))
     llm = ledger["breakdown"]["llm"]
     assert summary.total_expected == pytest.approx(ledger["total"]["expected"] - llm["expected"])
     assert summary.total_min == pytest.approx(ledger["total"]["min"] - llm["min"])
@@ -183,8 +183,8 @@ def test_llm_costs_left_out_when_disabled() -> None:
 
 def test_eur_display_converts_every_amount_with_the_settings_rate() -> None:
     session = _load(RICH)
-    usd = summarize(session, Settings())
-    eur = summarize(session, Settings(currency="EUR"))
+    usd = summarize(session.figures, Settings())
+    eur = summarize(session.figures, Settings(currency="EUR"))
     rate = DEFAULT_EUR_PER_USD
     for key in ("total_expected", "total_min", "total_max", "llm_cost", "compute_cost", "monthly_infra"):
         assert getattr(eur, key) == pytest.approx(getattr(usd, key) * rate)
@@ -203,7 +203,7 @@ def test_a_eur_session_shown_in_usd_is_converted_back() -> None:
     doc["currency"] = "EUR"
     for key in ("sessionCost", "infraCost"):
         doc[key]["currency"] = "EUR"
-    summary = summarize(_parse(doc), Settings(eur_per_usd=0.5))
+    summary = summarize(_parse(doc).figures, Settings(eur_per_usd=0.5))
     assert summary.total_expected == pytest.approx(doc["sessionCost"]["total"]["expected"] * 2)
     assert summary.currency == "$"
     assert Settings(eur_per_usd=0.5).conversion_note("EUR") is not None
@@ -213,8 +213,8 @@ def test_the_threshold_is_compared_in_the_display_currency() -> None:
     session = _load(RICH)
     expected = session.doc["sessionCost"]["total"]["expected"]
     between = expected * (DEFAULT_EUR_PER_USD + 1) / 2  # over the EUR total, under the USD one
-    assert summarize(session, Settings(threshold=between)).exceeds_threshold
-    assert not summarize(session, Settings(threshold=between, currency="EUR")).exceeds_threshold
+    assert summarize(session.figures, Settings(threshold=between)).exceeds_threshold
+    assert not summarize(session.figures, Settings(threshold=between, currency="EUR")).exceeds_threshold
 
 
 # ------------------------------------------------------------------ settings from the environment
@@ -383,7 +383,7 @@ def test_summary_equals_a_plain_recomputation(
     doc["llmUsage"] = records
     session = _parse(doc)
     chosen = replace(Settings(), threshold=threshold, llm_enabled=llm_enabled, currency=currency)
-    got = summarize(session, chosen)
+    got = summarize(session.figures, chosen)
 
     rate = DEFAULT_EUR_PER_USD if currency == "EUR" else 1.0
     total = [(llm + c) * rate for c in compute]
