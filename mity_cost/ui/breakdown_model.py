@@ -28,7 +28,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor, QFont, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QAbstractItemView, QTreeView
 
-from mity_cost.core.breakdown.tree import ListPrice, Node, same_shape
+from mity_cost.core.breakdown.nodes import ListPrice, Node, same_shape
 from mity_cost.core.money import Range
 
 Path = tuple[str, ...]

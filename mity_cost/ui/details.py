@@ -50,8 +50,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from mity_cost.core.breakdown.calls import CallCache
+from mity_cost.core.breakdown.nodes import Node
 from mity_cost.core.breakdown.series import SessionSeries, session_series
-from mity_cost.core.breakdown.tree import CallCache, Node, build_tree
+from mity_cost.core.breakdown.tree import build_tree
 from mity_cost.core.factory.documents import LlmUsageRecord
 from mity_cost.core.factory.loading import LoadedFeature
 from mity_cost.core.figures.summary import RuntimeCostSummary, summarize

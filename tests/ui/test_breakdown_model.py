@@ -10,7 +10,8 @@ from PySide6.QtWidgets import QAbstractItemView, QTreeView
 from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
-from mity_cost.core.breakdown.tree import Node, build_tree
+from mity_cost.core.breakdown.nodes import Node
+from mity_cost.core.breakdown.tree import build_tree
 from mity_cost.core.pricing.prices import Override, PriceBook
 from mity_cost.core.settings import Settings
 from mity_cost.ui.breakdown_model import (

@@ -9,14 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mity_cost.core.breakdown.tree import (
-    SESSION_FEATURES_APP,
-    ListPrice,
-    Node,
-    build_tree,
-    same_shape,
-    session_features,
-)
+from mity_cost.core.breakdown.nodes import SESSION_FEATURES_APP, ListPrice, Node, same_shape
+from mity_cost.core.breakdown.sections import session_features
+from mity_cost.core.breakdown.tree import build_tree
 from mity_cost.core.factory.documents import ModelName, model_key
 from mity_cost.core.factory.layout import session_files
 from mity_cost.core.figures.summary import features_by_app, group_executions, group_records, summarize
