@@ -20,15 +20,12 @@ from typing import Literal
 
 from mity_cost.core import paths
 from mity_cost.core.factory import layout
+from mity_cost.core.live.watch_plan import NO_EVENT_FILESYSTEMS, filesystem_type
 
 Status = Literal["ok", "warn", "fail"]
 
 INOTIFY_WATCHES = Path("/proc/sys/fs/inotify/max_user_watches")
 INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
-# Filesystems on which inotify sees no changes made by other machines (or none at all).
-NO_EVENT_FILESYSTEMS = frozenset(
-    {"nfs", "nfs4", "cifs", "smbfs", "smb3", "fuse.sshfs", "9p", "fuse.gcsfuse", "fuse.rclone", "davfs"}
-)
 GNOME_TRAY_HINT = (
     "GNOME shows no tray icons by default: install the AppIndicator extension "
     "(Debian/Ubuntu: `sudo apt install gnome-shell-extension-appindicator`, then log out and in). "
@@ -74,26 +71,6 @@ def _dirs(folder: Path) -> list[Path]:
         return [Path(e.path) for e in os.scandir(folder) if e.is_dir(follow_symlinks=False)]
     except OSError:
         return []
-
-
-def filesystem_type(path: Path, mounts: str | None = None) -> str | None:
-    """The filesystem type of the mount holding ``path`` (Linux ``/proc/mounts``), if known."""
-    if mounts is None:
-        try:
-            mounts = Path("/proc/mounts").read_text()
-        except OSError:
-            return None
-    real = os.path.realpath(path)
-    best, best_type = "", None
-    for line in mounts.splitlines():
-        fields = line.split()
-        if len(fields) < 3:
-            continue
-        mount_point = fields[1].replace("\\040", " ")
-        inside = real == mount_point or real.startswith(mount_point.rstrip("/") + "/")
-        if inside and len(mount_point) >= len(best):
-            best, best_type = mount_point, fields[2]
-    return best_type
 
 
 def check_inotify(roots: Iterable[Path]) -> Check:

@@ -1,4 +1,5 @@
-"""Where the factory's cost files are under a root, without trusting names other programs chose.
+"""Where the factory's cost files are under a root, and what a changed path there means, without
+trusting names other programs chose.
 
 Stdlib only: the fast command-line paths import it.
 """
@@ -8,8 +9,10 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 CHAT_DIR = (".mity", "chat")
 SESSION_FILE = "cost.json"
@@ -19,6 +22,9 @@ WORKSPACES_DIR = "workspaces"
 FEATURES_DIR = (".mity", "cost", "features")
 
 _SLUG_RUN = re.compile(r"[^A-Za-z0-9]+")
+
+PathKind = Literal["session", "runtime", "feature", "dir"]
+"""What a changed path means for a root (see :func:`classify`)."""
 
 
 def feature_slug(feature_id: str) -> str:
@@ -121,3 +127,59 @@ def session_path(root: Path, session_id: str) -> Path:
     if not safe_name(session_id) or session_id.startswith("."):
         raise ValueError(f"not a usable session id: {session_id!r}")
     return chat_dir(root) / session_id / SESSION_FILE
+
+
+def classify(root: Path | str, path: Path | str, *, is_directory: bool = False) -> PathKind | None:
+    """What a changed path means for a root: a session, runtime or feature file, a folder that
+    matters (one of the cost folders, an ancestor of them or of the root), or ``None`` (ignore).
+
+    Pure string work, no file access: the watchdog thread calls it for every event.
+    """
+    root_s = os.fspath(root).rstrip(os.sep) or os.sep
+    path_s = os.fspath(path)
+    if path_s == root_s:
+        return "dir" if is_directory else None
+    if root_s.startswith(path_s.rstrip(os.sep) + os.sep):
+        return "dir" if is_directory else None
+    prefix = root_s if root_s.endswith(os.sep) else root_s + os.sep
+    if not path_s.startswith(prefix):
+        return None
+    parts = path_s[len(prefix) :].split(os.sep)
+    if not all(safe_name(p) for p in parts):
+        return None
+    if is_directory:
+        return "dir" if _structural(parts) else None
+    n = len(parts)
+    if n == 4 and (parts[0], parts[1]) == CHAT_DIR:
+        if parts[3] == SESSION_FILE:
+            return "session"
+        if parts[3] == RUNTIME_FILE:
+            return "runtime"
+        return None
+    if (
+        n == 6
+        and parts[0] == WORKSPACES_DIR
+        and tuple(parts[2:5]) == FEATURES_DIR
+        and parts[5].endswith(".json")
+        and not parts[5].startswith(".")
+    ):
+        return "feature"
+    return None
+
+
+def _structural(parts: list[str]) -> bool:
+    """A folder on the way to the cost files (``.mity``, ``.mity/chat/<s>``, ``workspaces/<a>/...``)."""
+    n = len(parts)
+    if parts[0] == CHAT_DIR[0]:
+        return n <= 3 and (n == 1 or parts[1] == CHAT_DIR[1])
+    if parts[0] == WORKSPACES_DIR:
+        return n <= 2 or (n <= 5 and tuple(parts[2:]) == FEATURES_DIR[: n - 2])
+    return False
+
+
+def normalise_roots(roots: Iterable[Path | str]) -> tuple[Path, ...]:
+    """Absolute roots, each once, in the order given."""
+    seen: dict[Path, None] = {}
+    for root in roots:
+        seen.setdefault(Path(os.path.abspath(root)), None)
+    return tuple(seen)

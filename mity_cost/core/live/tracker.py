@@ -27,6 +27,7 @@ from pydantic import TypeAdapter
 from mity_cost.core.factory import layout
 from mity_cost.core.factory.documents import SESSION_ADAPTER, LlmUsageRecord, SessionCostState
 from mity_cost.core.factory.figures import session_figures
+from mity_cost.core.factory.layout import classify, normalise_roots
 from mity_cost.core.factory.loading import (
     LoadedFeature,
     LoadedSession,
@@ -38,7 +39,6 @@ from mity_cost.core.factory.loading import (
     read_bounded,
 )
 from mity_cost.core.live.snapshot import SessionView, Snapshot, WatchStatus
-from mity_cost.core.live.watching import classify
 
 LARGE_FILE_BYTES = 1024 * 1024
 """Sessions at least this big are parsed in slices (about 4,000 LLM records)."""
@@ -122,7 +122,7 @@ class SessionTracker:
     """Every session and feature file under the roots, as last read."""
 
     def __init__(self, roots: Iterable[Path] = (), *, clock: Callable[[], float] = time.time) -> None:
-        self._roots = _normalise(roots)
+        self._roots = normalise_roots(roots)
         self._clock = clock
         self._sessions: dict[Path, _Session] = {}
         self._features: dict[Path, _Feature] = {}
@@ -140,7 +140,7 @@ class SessionTracker:
     def set_roots(self, roots: Iterable[Path]) -> TrackerUpdate:
         """Track these roots; forget what lies outside them (call ``full_scan`` to read the new ones)."""
         self._begin()
-        self._roots = _normalise(roots)
+        self._roots = normalise_roots(roots)
         for key, entry in list(self._sessions.items()):
             if entry.root not in self._roots:
                 self._drop_session(key)
@@ -160,7 +160,7 @@ class SessionTracker:
     def full_scan(self, roots: Iterable[Path] | None = None) -> TrackerUpdate:
         """Reconcile with the disk: find files added, changed or removed behind the watcher's back."""
         self._begin()
-        for root in _normalise(roots) if roots is not None else self._roots:
+        for root in normalise_roots(roots) if roots is not None else self._roots:
             if root in self._roots:
                 self._scan(root, None)
         return self._end()
@@ -415,13 +415,6 @@ class SessionTracker:
     def _drop_feature(self, path: Path) -> None:
         if self._features.pop(path, None) is not None:
             self._changed = True
-
-
-def _normalise(roots: Iterable[Path]) -> tuple[Path, ...]:
-    seen: dict[Path, None] = {}
-    for root in roots:
-        seen.setdefault(Path(os.path.abspath(root)), None)
-    return tuple(seen)
 
 
 # -- large sessions, parsed in slices ----------------------------------------------------------------

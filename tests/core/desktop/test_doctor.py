@@ -6,12 +6,13 @@ from pathlib import Path
 import pytest
 
 from mity_cost.core.desktop import doctor
+from mity_cost.core.live import watch_plan
 
 
 def test_filesystem_type_picks_the_longest_matching_mount(tmp_path: Path) -> None:
     mounts = f"/dev/sda1 / ext4 rw 0 0\nserver:/x {tmp_path} nfs4 rw 0 0\n"
-    assert doctor.filesystem_type(tmp_path / "sub", mounts) == "nfs4"
-    assert doctor.filesystem_type(Path("/usr"), mounts) == "ext4"
+    assert watch_plan.filesystem_type(tmp_path / "sub", mounts) == "nfs4"
+    assert watch_plan.filesystem_type(Path("/usr"), mounts) == "ext4"
 
 
 def test_root_on_a_network_filesystem_is_flagged(example_root: Path) -> None:

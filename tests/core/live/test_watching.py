@@ -30,17 +30,12 @@ from watchdog.events import (
 from watchdog.observers.polling import PollingObserver
 
 from mity_cost.core.atomic import write_bytes_atomic
+from mity_cost.core.factory.layout import classify
 from mity_cost.core.factory.loading import load_session
+from mity_cost.core.live.root_watcher import WatchHandler, event_paths
 from mity_cost.core.live.snapshot import WatchStatus
-from mity_cost.core.live.watching import (
-    WatchHandler,
-    WatchService,
-    WatchSpec,
-    classify,
-    event_paths,
-    network_filesystem,
-    plan_watches,
-)
+from mity_cost.core.live.watch_plan import WatchSpec, network_filesystem, plan_watches
+from mity_cost.core.live.watching import WatchService
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify behaviour")
 WAIT = 2.0
